@@ -1,0 +1,1 @@
+"""Serial drivers for handheld Raman spectrometers (installed as ``ramanid.drivers``)."""

@@ -1,0 +1,73 @@
+"""Atomic file writes: write to a temporary file beside the target, flush, fsync, then rename.
+
+A crash, a full disk or ``kill -9`` at any point leaves either the old file or the new one, never a
+half-written file. Use :func:`atomic_path` for writers that want a path (h5py, pyarrow, matplotlib)
+and :func:`atomic_write_text` / :func:`atomic_write_bytes` for small files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | os.PathLike[str], suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; on success rename it over ``target``.
+
+    Parameters
+    ----------
+    target
+        Final path of the file.
+    suffix
+        Suffix of the temporary file (defaults to the target's, so writers that look at the
+        extension behave the same).
+
+    Notes
+    -----
+    On an exception the temporary file is removed and ``target`` is left as it was.
+    """
+    target = Path(target)
+    directory = target.parent if str(target.parent) else Path(".")
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix or target.suffix + ".tmp",
+                               dir=directory)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp_path, target)
+        _fsync_dir(directory)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+        raise
+
+
+def atomic_write_bytes(target: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``target`` atomically."""
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
+
+
+def atomic_write_text(target: str | os.PathLike[str], text: str, encoding: str = "utf-8") -> None:
+    """Write ``text`` to ``target`` atomically."""
+    atomic_write_bytes(target, text.encode(encoding))

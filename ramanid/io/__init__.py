@@ -1,0 +1,1 @@
+"""Readers and writers of spectrum files (auto-detected by content and extension)."""
