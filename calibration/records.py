@@ -1,0 +1,219 @@
+"""Per-device calibration records: what was measured, when, with which standard, the fitted
+parameters, residuals, pass/fail and validity; stored as JSON, written atomically.
+
+Layout (documented in ``docs/readme/calibration.md``)::
+
+    $RAMANID_HOME/calibration/<serial>/<record-id>.json
+
+One file per calibration step. A record is cumulative: it carries the device's complete current
+calibration (wavelength fit, laser, shift correction, intensity correction), inheriting the parts
+it did not re-measure from its ``parent`` record. The newest record of a serial is the current one.
+Record ids are ``<UTC timestamp>-<kind>-<8 hex>``, so sorting them sorts by time.
+
+JSON keys: ``format`` (``"ramanid-calibration/1"``), ``id``, ``parent``, ``serial``, ``created``
+(ISO 8601 UTC), ``kind`` (wavelength | excitation | shift | intensity), ``standard``,
+``source_files``, ``laser_nm`` (fitted or nominal excitation, air nm), ``wavelength``
+(:meth:`WavelengthFit.to_dict`), ``excitation``, ``shift_correction``, ``intensity``
+(:meth:`IntensityCorrection.to_dict`), ``residuals`` (summary and per-line/per-band table of this
+step), ``passed``, ``tolerance_cm1``, ``valid_days``, ``software``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ramanid.atomic import atomic_write_text
+from ramanid.errors import CalibrationError
+from ramanid.paths import data_home
+
+FORMAT = "ramanid-calibration/1"
+DEFAULT_VALID_DAYS = {"wavelength": 180.0, "excitation": 30.0, "shift": 7.0, "intensity": 180.0}
+
+
+def calibration_dir() -> Path:
+    """Directory holding every device's records (``data_home()/calibration``)."""
+    return data_home() / "calibration"
+
+
+def _safe(serial: str) -> str:
+    s = re.sub(r"[^A-Za-z0-9._-]+", "_", str(serial)).strip("._")
+    if not s:
+        raise CalibrationError(f"unusable device serial {serial!r}",
+                               hint="give the serial printed on the instrument")
+    return s
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _parse_time(text: str) -> datetime:
+    t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+
+
+@dataclass
+class CalibrationRecord:
+    """One calibration step of one device, carrying the device's full current calibration."""
+
+    serial: str
+    kind: str
+    standard: str
+    created: str = ""
+    id: str = ""
+    parent: str | None = None
+    source_files: list[str] = field(default_factory=list)
+    laser_nm: float | None = None
+    wavelength: dict | None = None
+    excitation: dict | None = None
+    shift_correction: dict | None = None
+    intensity: dict | None = None
+    residuals: dict = field(default_factory=dict)
+    passed: bool = False
+    tolerance_cm1: float | None = None
+    valid_days: float = 30.0
+    software: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.created:
+            self.created = _now().isoformat(timespec="seconds").replace("+00:00", "Z")
+        if not self.id:
+            stamp = _parse_time(self.created).strftime("%Y%m%dT%H%M%SZ")
+            digest = hashlib.sha256(json.dumps(
+                [self.serial, self.kind, self.created, self.source_files, self.residuals],
+                sort_keys=True, default=str).encode()).hexdigest()[:8]
+            self.id = f"{stamp}-{self.kind}-{digest}"
+        if not self.software:
+            from ramanid._version import __version__
+            self.software = f"ramanid {__version__}"
+
+    # -- derived -----------------------------------------------------------------------------
+    def age_days(self, when: datetime | None = None) -> float:
+        """Days between creation and ``when`` (now by default)."""
+        when = when or _now()
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        return (when - _parse_time(self.created)).total_seconds() / 86400.0
+
+    def wavelength_fit(self):
+        """The stored :class:`WavelengthFit`, or ``None``."""
+        if not self.wavelength:
+            return None
+        from ramanid.calibration.wavelength import WavelengthFit
+        return WavelengthFit.from_dict(self.wavelength)
+
+    def shift_fit(self):
+        """The stored :class:`ShiftCorrection`, or ``None``."""
+        if not self.shift_correction:
+            return None
+        from ramanid.calibration.shift import ShiftCorrection
+        return ShiftCorrection.from_dict(self.shift_correction)
+
+    def intensity_fit(self):
+        """The stored :class:`IntensityCorrection`, or ``None``."""
+        if not self.intensity:
+            return None
+        from ramanid.calibration.intensity import IntensityCorrection
+        return IntensityCorrection.from_dict(self.intensity)
+
+    # -- (de)serialisation -------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary (with the ``format`` tag)."""
+        return {"format": FORMAT, **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CalibrationRecord:
+        """Rebuild a record; refuses unknown formats."""
+        if d.get("format") != FORMAT:
+            raise CalibrationError(f"unknown calibration record format {d.get('format')!r}")
+        names = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    def inherit(self, parent: CalibrationRecord | None) -> CalibrationRecord:
+        """Fill the parts this step did not measure from ``parent`` (in place; returns self)."""
+        if parent is None:
+            return self
+        self.parent = parent.id
+        for name in ("wavelength", "excitation", "shift_correction", "intensity"):
+            if getattr(self, name) is None and getattr(parent, name) is not None:
+                setattr(self, name, getattr(parent, name))
+        if self.laser_nm is None:
+            self.laser_nm = parent.laser_nm
+        return self
+
+
+def save_record(record: CalibrationRecord) -> Path:
+    """Write ``record`` atomically to its device directory; return the path."""
+    path = calibration_dir() / _safe(record.serial) / f"{record.id}.json"
+    atomic_write_text(path, json.dumps(record.to_dict(), indent=1, sort_keys=False) + "\n")
+    return path
+
+
+def list_records(serial: str) -> list[CalibrationRecord]:
+    """Every readable record of a device, oldest first."""
+    folder = calibration_dir() / _safe(serial)
+    out = []
+    for p in sorted(folder.glob("*.json")):
+        try:
+            out.append(CalibrationRecord.from_dict(json.loads(p.read_text(encoding="utf-8"))))
+        except (OSError, ValueError, TypeError, CalibrationError):
+            continue  # a foreign or damaged file never hides the good records
+    out.sort(key=lambda r: (_parse_time(r.created), r.id))
+    return out
+
+
+def list_serials() -> list[str]:
+    """Serials that have at least one record."""
+    root = calibration_dir()
+    return sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+
+
+def load_record(serial: str | None) -> CalibrationRecord | None:
+    """The current (newest) calibration record of a device, or ``None``."""
+    if not serial:
+        return None
+    records = list_records(serial)
+    return records[-1] if records else None
+
+
+def calibration_status(serial: str | None, when: datetime | None = None) -> dict[str, Any]:
+    """State of a device's calibration, for every result record.
+
+    Returns
+    -------
+    dict
+        ``id``, ``serial``, ``kind``, ``created``, ``age_days``, ``valid_until``, ``laser_nm``,
+        ``state`` (``ok`` | ``missing`` | ``failed`` | ``stale``) and ``warning`` (``None`` when
+        ok, else one line for the officer).
+    """
+    out: dict[str, Any] = {"id": None, "serial": serial, "kind": None, "created": None,
+                           "age_days": None, "valid_until": None, "laser_nm": None,
+                           "state": "missing", "warning": None}
+    rec = load_record(serial)
+    if rec is None:
+        who = f"device {serial}" if serial else "this device (serial unknown)"
+        out["warning"] = (f"no calibration record for {who}: the Raman-shift axis rests on the "
+                          "factory calibration; run `ramanid calibrate`")
+        return out
+    age = rec.age_days(when)
+    until = _parse_time(rec.created).timestamp() + rec.valid_days * 86400.0
+    out.update(id=rec.id, kind=rec.kind, created=rec.created, age_days=round(age, 2),
+               valid_until=datetime.fromtimestamp(until, timezone.utc).isoformat(
+                   timespec="seconds").replace("+00:00", "Z"), laser_nm=rec.laser_nm)
+    if not rec.passed:
+        out["state"] = "failed"
+        out["warning"] = (f"the last calibration of device {serial} ({rec.id}) FAILED its "
+                          "checks: treat Raman shifts with caution and recalibrate")
+    elif age > rec.valid_days:
+        out["state"] = "stale"
+        out["warning"] = (f"calibration of device {serial} is {age:.0f} days old (valid "
+                          f"{rec.valid_days:g} days): recalibrate")
+    else:
+        out["state"] = "ok"
+    return out

@@ -1,0 +1,420 @@
+"""Result tables of ``ramanid batch``: the fixed column schema, writers and readers.
+
+A result table is a ``dict`` of equal-length 1-D numpy arrays, one per column of
+:data:`RESULT_COLUMNS` (strings as object arrays with ``None`` for unknown, numbers as float64
+with NaN for unknown). Nested fields of ``ramanid identify --json`` are flattened: the best
+candidate gets its own ``top_id`` / ``top_name`` / ``top_score`` columns and the full lists
+(candidates, mixture components, hazard substances, QC figures, recipe) are JSON text.
+
+Formats: Parquet (pyarrow, extra ``ramanid[parquet]``), CSV and JSON Lines (standard library).
+In JSON Lines the JSON columns are embedded as JSON values, not strings. Every file is written
+atomically (:mod:`ramanid.atomic`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import shutil
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ramanid.atomic import atomic_path
+from ramanid.errors import InputError, UsageError
+
+FORMATS = ("parquet", "csv", "jsonl")
+
+#: (name, kind) of every result column, in output order. kind: "str", "float" or "json".
+RESULT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("scan_id", "str"),
+    ("source", "str"),
+    ("status", "str"),            # "ok" or "error" (file could not be read / processed)
+    ("error", "str"),             # why, when status is "error"
+    ("verdict", "str"),           # match | mixture | no_match | inconclusive (None on error)
+    ("reason", "str"),
+    ("hazard_level", "str"),      # none | low | high | extreme
+    ("hazard_substances", "json"),
+    ("hazard_message", "str"),
+    ("top_id", "str"),
+    ("top_name", "str"),
+    ("top_score", "float"),
+    ("candidates", "json"),
+    ("components", "json"),
+    ("qc_snr", "float"),
+    ("qc_saturation", "float"),
+    ("qc_fluorescence", "float"),
+    ("qc_coverage", "float"),
+    ("qc", "json"),
+    ("library_version", "str"),
+    ("library_sha256", "str"),
+    ("recipe", "json"),
+    ("engine_version", "str"),
+    ("name", "str"),
+    ("device_serial", "str"),
+    ("device_model", "str"),
+    ("laser_nm", "float"),
+    ("integration_ms", "float"),
+    ("averages", "float"),
+    ("timestamp", "str"),
+    ("units", "str"),
+    ("calibration_id", "str"),
+    ("operator", "str"),
+    ("format", "str"),
+    ("origin", "str"),
+    ("meta_extra", "json"),
+)
+#: Columns of the ``--since-library`` change report, most important change kinds first.
+CHANGE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("change", "str"),            # new_hazard | hazard_changed | hazard_cleared | verdict_changed
+                                  # | identity_changed
+    ("scan_id", "str"),
+    ("source", "str"),
+    ("old_verdict", "str"),
+    ("new_verdict", "str"),
+    ("old_top_name", "str"),
+    ("new_top_name", "str"),
+    ("old_top_score", "float"),
+    ("new_top_score", "float"),
+    ("old_hazard_level", "str"),
+    ("new_hazard_level", "str"),
+    ("new_hazard_substances", "json"),
+    ("new_hazard_message", "str"),
+    ("old_library_version", "str"),
+    ("new_library_version", "str"),
+)
+COLUMN_KIND = {**dict(CHANGE_COLUMNS), **dict(RESULT_COLUMNS)}
+COLUMN_NAMES = tuple(name for name, _ in RESULT_COLUMNS)
+#: Scan metadata columns (copied from the scan, not from the engine).
+META_COLUMNS = ("name", "device_serial", "device_model", "laser_nm", "integration_ms",
+                "averages", "timestamp", "units", "calibration_id", "operator", "format",
+                "origin")
+
+Table = dict[str, np.ndarray]
+Schema = tuple[tuple[str, str], ...]
+
+
+# -- building tables -----------------------------------------------------------------------------
+def empty_column(kind: str, n: int) -> np.ndarray:
+    """A column of ``n`` unknown values of the given kind."""
+    if kind == "float":
+        return np.full(n, np.nan)
+    return np.full(n, None, dtype=object)
+
+
+def as_column(values: Iterable[Any] | np.ndarray, kind: str) -> np.ndarray:
+    """Coerce values to a column of ``kind`` (None/NaN/"" become unknown)."""
+    if kind == "float":
+        if isinstance(values, np.ndarray) and values.dtype.kind in "fiub":
+            return values.astype(np.float64)
+        out = []
+        for v in values:
+            try:
+                out.append(np.nan if v is None or v == "" else float(v))
+            except (TypeError, ValueError):
+                out.append(np.nan)
+        return np.asarray(out, dtype=np.float64)
+    vals = list(values)
+    arr = np.empty(len(vals), dtype=object)
+    for i, v in enumerate(vals):
+        if v is None or (isinstance(v, float) and math.isnan(v)) or v == "":
+            arr[i] = None
+        elif kind == "json":
+            arr[i] = v if isinstance(v, str) else json.dumps(v, default=_json_default)
+        else:
+            arr[i] = v if isinstance(v, str) else str(v)
+    return arr
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return str(obj)
+
+
+def make_table(n: int, schema: Schema = RESULT_COLUMNS, **columns: Any) -> Table:
+    """A full table of ``n`` rows: given columns coerced, all others unknown."""
+    unknown = set(columns) - {name for name, _ in schema}
+    if unknown:
+        raise UsageError(f"unknown result columns: {sorted(unknown)}")
+    table: Table = {}
+    for name, kind in schema:
+        if name in columns and columns[name] is not None:
+            col = as_column(columns[name], kind)
+            if col.shape[0] != n:
+                raise UsageError(f"result column {name} has {col.shape[0]} rows, not {n}")
+            table[name] = col
+        else:
+            table[name] = empty_column(kind, n)
+    return table
+
+
+def table_len(table: Table) -> int:
+    """Number of rows."""
+    return int(next(iter(table.values())).shape[0])
+
+
+def concat_tables(tables: list[Table], schema: Schema = RESULT_COLUMNS) -> Table:
+    """Stack tables row-wise."""
+    if not tables:
+        return make_table(0, schema)
+    return {name: np.concatenate([t[name] for t in tables]) for name, _ in schema}
+
+
+def take(table: Table, index: np.ndarray) -> Table:
+    """Rows ``index`` of ``table``."""
+    return {name: col[index] for name, col in table.items()}
+
+
+# -- writing -------------------------------------------------------------------------------------
+def check_format(fmt: str) -> str:
+    """Validate a format name; for parquet, check that pyarrow is installed."""
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown result format {fmt!r}", hint=f"use one of {', '.join(FORMATS)}")
+    if fmt == "parquet":
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError as exc:
+            raise UsageError("writing Parquet needs pyarrow",
+                             hint="pip install 'ramanid[parquet]', or use --format csv|jsonl"
+                             ) from exc
+    return fmt
+
+
+def _arrow_table(table: Table, schema: Schema) -> Any:
+    import pyarrow as pa
+
+    arrays, fields = [], []
+    for name, kind in schema:
+        col = table[name]
+        if kind == "float":
+            arrays.append(pa.array(col, type=pa.float64(), mask=np.isnan(col)))
+            fields.append(pa.field(name, pa.float64()))
+        else:
+            arrays.append(pa.array(col, type=pa.string()))
+            fields.append(pa.field(name, pa.string()))
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def _csv_text(table: Table, schema: Schema, header: bool) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    if header:
+        writer.writerow([name for name, _ in schema])
+    cols = []
+    for name, kind in schema:
+        col = table[name]
+        if kind == "float":
+            cols.append(["" if math.isnan(v) else repr(v) for v in col.tolist()])
+        else:
+            cols.append(["" if v is None else v for v in col.tolist()])
+    writer.writerows(zip(*cols, strict=True))
+    return buf.getvalue()
+
+
+def _jsonl_text(table: Table, schema: Schema) -> str:
+    dumps = json.dumps
+    parts = []
+    for name, kind in schema:
+        col = table[name].tolist()
+        key = dumps(name) + ": "
+        if kind == "float":
+            parts.append([key + ("null" if math.isnan(v) else repr(v)) for v in col])
+        elif kind == "json":
+            parts.append([key + ("null" if v is None else v) for v in col])
+        else:
+            parts.append([key + ("null" if v is None else dumps(v)) for v in col])
+    return "".join("{" + ", ".join(row) + "}\n" for row in zip(*parts, strict=True))
+
+
+def write_table(table: Table, path: str | Path, fmt: str, schema: Schema = RESULT_COLUMNS
+                ) -> None:
+    """Write one table to ``path`` atomically in format ``fmt``."""
+    with atomic_path(path) as tmp:
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            pq.write_table(_arrow_table(table, schema), tmp)
+        elif fmt == "csv":
+            tmp.write_text(_csv_text(table, schema, header=True), encoding="utf-8")
+        elif fmt == "jsonl":
+            tmp.write_text(_jsonl_text(table, schema), encoding="utf-8")
+        else:
+            raise UsageError(f"unknown result format {fmt!r}")
+
+
+def concat_files(parts: Iterable[Path], target: str | Path, fmt: str,
+                 schema: Schema = RESULT_COLUMNS) -> int:
+    """Concatenate part files (same format) into ``target`` atomically; return the row count.
+
+    Memory is bounded by one part file.
+    """
+    rows = 0
+    with atomic_path(target) as tmp:
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            writer = None
+            try:
+                for part in parts:
+                    t = pq.read_table(part)
+                    if writer is None:
+                        writer = pq.ParquetWriter(tmp, t.schema)
+                    writer.write_table(t)
+                    rows += t.num_rows
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, _arrow_table(make_table(0, schema),
+                                                                schema).schema)
+            finally:
+                if writer is not None:
+                    writer.close()
+        else:
+            with open(tmp, "wb") as out:
+                if fmt == "csv":
+                    out.write((",".join(name for name, _ in schema) + "\n").encode())
+                for part in parts:
+                    with open(part, "rb") as fh:
+                        if fmt == "csv":
+                            fh.readline()
+                        data = fh.read()
+                    rows += _count_records(data, fmt)
+                    out.write(data)
+    return rows
+
+
+def _count_records(data: bytes, fmt: str) -> int:
+    if fmt == "jsonl":
+        return data.count(b"\n")
+    return sum(1 for _ in csv.reader(io.StringIO(data.decode("utf-8"))))
+
+
+# -- reading -------------------------------------------------------------------------------------
+def iter_results(path: str | Path, fmt: str | None = None,
+                 columns: list[str] | None = None) -> Iterator[dict[str, Any]]:
+    """Yield the rows of a result file as dicts (JSON columns parsed), in file order.
+
+    Parameters
+    ----------
+    path
+        Result file written by ``ramanid batch``.
+    fmt
+        ``parquet``, ``csv`` or ``jsonl``; guessed from the extension when None.
+    columns
+        Only these columns (all when None).
+    """
+    path = Path(path)
+    fmt = fmt or format_from_suffix(path)
+    if not path.is_file():
+        raise InputError("no such result file", source=path)
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        pf = pq.ParquetFile(path)
+        for rb in pf.iter_batches(columns=columns):
+            for row in rb.to_pylist():
+                yield _parse_row(row)
+    elif fmt == "csv":
+        with open(path, newline="", encoding="utf-8") as fh:
+            for row in csv.DictReader(fh):
+                out: dict[str, Any] = {}
+                for k, v in row.items():
+                    if columns and k not in columns:
+                        continue
+                    kind = COLUMN_KIND.get(k, "str")
+                    if v == "":
+                        out[k] = None
+                    elif kind == "float":
+                        out[k] = float(v)
+                    else:
+                        out[k] = v
+                yield _parse_row(out)
+    else:
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                if line.strip():
+                    row = json.loads(line)
+                    yield {k: v for k, v in row.items() if not columns or k in columns}
+
+
+def _parse_row(row: dict[str, Any]) -> dict[str, Any]:
+    for k, v in row.items():
+        if COLUMN_KIND.get(k) == "json" and isinstance(v, str):
+            row[k] = json.loads(v)
+        elif COLUMN_KIND.get(k) == "float" and v is not None and math.isnan(v):
+            row[k] = None
+    return row
+
+
+def format_from_suffix(path: str | Path) -> str:
+    """Result format from a file name (``.parquet``/``.pq``, ``.csv``, ``.jsonl``/``.json``)."""
+    suffix = Path(path).suffix.lower()
+    mapping = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "jsonl",
+               ".json": "jsonl", ".ndjson": "jsonl"}
+    if suffix not in mapping:
+        raise UsageError(f"cannot tell the result format from {Path(path).name!r}",
+                         hint="give --format parquet|csv|jsonl")
+    return mapping[suffix]
+
+
+def remove_tree(path: Path) -> None:
+    """Remove a checkpoint directory (ignores a missing one)."""
+    shutil.rmtree(path, ignore_errors=True)
+
+
+class TableSink:
+    """Stream tables (or rows) into one result file, atomically, in bounded memory.
+
+    Use as a context manager; the file appears at ``path`` only when the block ends normally.
+    """
+
+    def __init__(self, path: str | Path, fmt: str, schema: Schema = RESULT_COLUMNS) -> None:
+        self.path, self.fmt, self.schema = Path(path), fmt, schema
+        self.rows = 0
+        self._atomic = atomic_path(self.path)
+        self._writer: Any = None
+        self._fh: Any = None
+
+    def __enter__(self) -> TableSink:
+        tmp = self._atomic.__enter__()
+        if self.fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            self._writer = pq.ParquetWriter(tmp, _arrow_table(make_table(0, self.schema),
+                                                              self.schema).schema)
+        else:
+            self._fh = open(tmp, "w", encoding="utf-8", newline="")
+            if self.fmt == "csv":
+                self._fh.write(_csv_text(make_table(0, self.schema), self.schema, header=True))
+        return self
+
+    def write(self, table: Table) -> None:
+        """Append a table."""
+        n = table_len(table)
+        if n == 0:
+            return
+        self.rows += n
+        if self._writer is not None:
+            self._writer.write_table(_arrow_table(table, self.schema))
+        elif self.fmt == "csv":
+            self._fh.write(_csv_text(table, self.schema, header=False))
+        else:
+            self._fh.write(_jsonl_text(table, self.schema))
+
+    def write_rows(self, rows: list[dict[str, Any]]) -> None:
+        """Append rows given as dicts (JSON columns as Python objects or JSON text)."""
+        n = len(rows)
+        cols = {name: [r.get(name) for r in rows] for name, _ in self.schema}
+        self.write(make_table(n, self.schema, **cols))
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        if self._fh is not None:
+            self._fh.close()
+        self._atomic.__exit__(exc_type, exc, tb)

@@ -1,0 +1,524 @@
+"""Verdicts, calibrated thresholds and the hazard layer: the identification engine.
+
+``Identifier(library)`` does the library-side work once (shifted library stack, thresholds);
+``Identifier.run(batch)`` processes a whole batch with array operations and returns a columnar
+:class:`ResultSet`; ``ResultSet.records()`` gives the JSON contract of ``ramanid identify --json``.
+
+Decision rules, per scan (all thresholds from :func:`calibrate`, never from evaluation data):
+
+1. ``inconclusive`` when QC fails: axis coverage < ``min_coverage``, saturated detector
+   (flat top at the maximum), peak SNR < ``min_snr``, or baseline-to-signal ratio
+   (fluorescence) > ``max_fluorescence``.
+2. Correlation r against every entry, best over the shift search (:mod:`ramanid.match`).
+3. NNLS of the scan on the best ``n_candidates`` distinct substances (:mod:`ramanid.mixture`);
+   a component is significant when its residual reduction ``dRSS`` exceeds
+   ``max(tau_mix, z^2 sigma^2)`` (library model-mismatch null, and a z-sigma noise test with the
+   scan's own noise sigma in processed units) and its spectral fraction >= ``min_fraction``.
+4. ``mixture`` when >= 2 components are significant and the mixture's correlation
+   ``sqrt(1 - RSS)`` reaches ``r_floor``; else ``match`` when the top r reaches the entry's
+   own threshold ``t_j``; else ``no_match``.
+5. Hazard layer: every hazardous entry (hazard_level high/extreme) is fitted on every scan
+   together with the top non-hazard candidates; it alarms when its dRSS exceeds its own
+   threshold ``tau_h`` (and the noise test) and its fraction >= ``min_hazard_fraction``, or
+   when it is the matched substance / a mixture component.
+
+Threshold procedure (:func:`calibrate`, run in ``Identifier.__init__`` from the library alone):
+
+* ``t_j``: each entry's nearest *other substance* in the library, by the same shifted
+  correlation, ``q_j``; ``t_j = clip(q_j + margin, r_floor, t_cap)``: accepting j needs a score
+  that its closest known relative cannot reach. ``r_floor`` is the median of the q_j plus the
+  margin, clipped to [0.7, 0.9]: the best score a typical absent substance gets from the rest
+  of the library (the median rather than a high quantile because a missed hazard costs more
+  than a second look; entries with close relatives are raised by their own q_j).
+* ``tau_mix`` and ``tau_h``: pseudo-scans of every non-hazard entry under an instrument-transfer
+  noise model (random axis offset within +-3 cm-1, Gaussian broadening up to 2.5 cm-1, smooth
+  multiplicative response tilt +-30 %, white noise at peak SNR 50; fixed seed) are fitted exactly
+  as field scans are; ``tau_mix`` is the 99th percentile of the second-largest dRSS (a
+  spurious component on a pure substance), ``tau_h`` 1.5x the 99.5th percentile of hazard h's
+  dRSS on these pure non-hazard pseudo-scans (false-alarm control).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy.ndimage import gaussian_filter1d
+
+from ramanid._version import __version__
+from ramanid.match import Matcher, shift_rows, top_k
+from ramanid.mixture import design_gram, nnls_gram
+from ramanid.preprocess import Processed, Recipe, default_recipe
+from ramanid.spectrum import SpectrumBatch
+
+__all__ = [
+    "ENGINE_VERSION",
+    "HAZARD_LEVELS",
+    "VERDICTS",
+    "Identifier",
+    "ResultSet",
+    "Thresholds",
+    "calibrate",
+    "identify",
+]
+
+ENGINE_VERSION = f"ramanid-engine {__version__}/1"
+VERDICTS = ("match", "mixture", "no_match", "inconclusive")
+HAZARD_LEVELS = ("none", "low", "high", "extreme")
+_MATCH, _MIXTURE, _NO_MATCH, _INCONCLUSIVE = range(4)
+REASONS = (
+    "",
+    "too little of the library axis is covered by the scan",
+    "the detector was saturated",
+    "the signal is too weak",
+    "fluorescence overwhelms the Raman signal",
+)
+_HANDLING_DEFAULT = {
+    "extreme": "DO NOT OPEN. Possible fentanyl-class opioid: gloves, mask (P100/FFP3), "
+               "naloxone at hand; isolate the item and call the hazmat/forensic team.",
+    "high": "Hazardous substance: do not open; isolate the item and follow hazmat procedure.",
+    "low": "Handle with gloves.",
+}
+_OPIOID_WORDS = ("opioid", "fentanyl")
+
+
+@dataclass
+class Thresholds:
+    """Decision thresholds (see module docstring for how each is derived)."""
+
+    r_floor: float
+    t_entry: np.ndarray
+    tau_mix: float
+    tau_hazard: np.ndarray
+    min_snr: float = 10.0
+    max_saturation: float = 0.002
+    max_fluorescence: float = 50.0
+    min_coverage: float = 0.5
+    min_fraction: float = 0.05
+    min_hazard_fraction: float = 0.03
+    z_noise: float = 5.0
+    margin: float = 0.02
+    t_cap: float = 0.97
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary."""
+        return {"r_floor": round(self.r_floor, 4), "tau_mix": self.tau_mix,
+                "tau_hazard": [float(t) for t in self.tau_hazard],
+                "min_snr": self.min_snr, "max_saturation": self.max_saturation,
+                "max_fluorescence": self.max_fluorescence, "min_coverage": self.min_coverage,
+                "min_fraction": self.min_fraction, "min_hazard_fraction": self.min_hazard_fraction,
+                "z_noise": self.z_noise}
+
+
+@dataclass
+class ResultSet:
+    """Columnar results of :meth:`Identifier.run` (row i = scan i of the batch)."""
+
+    verdict: np.ndarray          # int8 index into VERDICTS
+    reason: np.ndarray           # int8 index into REASONS (QC reason, 0 when QC passed)
+    top_ids: np.ndarray          # (n, k) int32 entry indices
+    top_scores: np.ndarray       # (n, k) float32 Pearson r
+    comp_ids: np.ndarray         # (n, c) int32, -1 padded
+    comp_fracs: np.ndarray       # (n, c) float32
+    mix_r: np.ndarray            # (n,) correlation of the NNLS fit
+    hazard_level: np.ndarray     # (n,) int8 index into HAZARD_LEVELS
+    hazard_hits: np.ndarray      # (n, H) bool: which hazardous entries alarmed
+    hazard_fracs: np.ndarray     # (n, H) float32 fitted fraction of each hazardous entry
+    shift: np.ndarray            # (n,) float32 cm-1 shift applied (scan minus library)
+    qc: dict[str, np.ndarray]
+    meta: list[dict[str, Any]] = field(default_factory=list)
+    identifier: Identifier | None = None
+
+    def __len__(self) -> int:
+        return int(self.verdict.shape[0])
+
+    def records(self) -> list[dict[str, Any]]:
+        """One JSON-ready dict per scan (the ``ramanid identify --json`` contract)."""
+        assert self.identifier is not None
+        return [self.identifier._record(self, i) for i in range(len(self))]
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    return v
+
+
+def _substance_key(e: Any) -> str:
+    return str(getattr(e, "substance", "") or e.name).strip().lower()
+
+
+def _pseudo_scans(L: np.ndarray, step: float, reps: int, rng: np.random.Generator,
+                  snr: float = 50.0) -> tuple[np.ndarray, np.ndarray]:
+    """Instrument-transfer noise model applied to processed library rows (see module doc)."""
+    n, m = L.shape
+    idx = np.repeat(np.arange(n), reps)
+    Y = L[idx].astype(np.float64)
+    out = np.empty_like(Y)
+    shifts = rng.uniform(-3.0, 3.0, idx.size) / step
+    for v in np.unique(np.round(shifts, 1)):  # group equal shifts (few distinct values)
+        sel = np.round(shifts, 1) == v
+        out[sel] = shift_rows(Y[sel], float(v))
+    widths = rng.uniform(0.0, 2.5, idx.size) / step
+    for w in np.unique(np.round(widths, 1)):
+        sel = np.round(widths, 1) == w
+        if w > 0:
+            out[sel] = gaussian_filter1d(out[sel], float(w), axis=1, mode="nearest")
+    t = np.linspace(-1, 1, m)
+    a, b = rng.uniform(-0.3, 0.3, (2, idx.size, 1))
+    tilt = 1 + a * t + b * t**2
+    base = out - out.min(axis=1, keepdims=True)
+    out = base * tilt
+    out += rng.normal(size=out.shape) * (out.max(axis=1, keepdims=True) / snr)
+    out -= out.mean(axis=1, keepdims=True)
+    out /= np.linalg.norm(out, axis=1, keepdims=True)
+    return out.astype(np.float32), idx
+
+
+def calibrate(ident: Identifier, *, reps: int = 6, seed: int = 0) -> Thresholds:
+    """Derive the decision thresholds from the library alone (procedure in the module doc)."""
+    N = ident.n_entries
+    # --- per-entry acceptance thresholds from library cross-scores (other substances only)
+    L = ident.matcher.stack[ident.matcher.zero]
+    cross, _ = ident.matcher.scores(L)
+    same = ident.subst[:, None] == ident.subst[None, :]
+    cross = np.where(same, -1.0, cross)
+    q = cross.max(axis=1) if N > 1 else np.zeros(1)
+    r_floor = float(np.quantile(q, 0.5)) + 0.02 if N > 1 else 0.8
+    r_floor = float(np.clip(r_floor, 0.7, 0.9))
+    proto = Thresholds(r_floor=r_floor, t_entry=np.zeros(N), tau_mix=0.0,
+                       tau_hazard=np.zeros(ident.hazard_idx.size))
+    t_entry = np.clip(q + proto.margin, r_floor, proto.t_cap)
+    # --- mismatch nulls from pseudo-scans of the non-hazard entries
+    rng = np.random.default_rng(seed)
+    safe = np.flatnonzero(~ident.is_hazard)
+    tau_mix, tau_h = 0.0, np.zeros(ident.hazard_idx.size)
+    if safe.size:
+        X, _ = _pseudo_scans(L[safe], ident.step, reps, rng)
+        score, sidx = ident.matcher.scores(X)
+        fit, _, _ = ident._mixture(X, 0, ident.n_points, score, sidx)
+        d = np.sort(fit.drss, axis=1)
+        tau_mix = float(np.quantile(d[:, -2], 0.99)) if d.shape[1] > 1 else 0.0
+        if ident.hazard_idx.size:
+            drss_h, _ = ident._hazard_fit(X, 0, ident.n_points, score, sidx)
+            tau_h = 1.5 * np.quantile(drss_h, 0.995, axis=0)
+    return Thresholds(r_floor=r_floor, t_entry=t_entry, tau_mix=tau_mix,
+                      tau_hazard=np.asarray(tau_h, dtype=np.float64))
+
+
+class Identifier:
+    """The engine bound to one library (library-side work done once).
+
+    Parameters
+    ----------
+    library
+        A :class:`ramanid.library.Library` (or the same duck type: ``version``, ``sha256``,
+        ``recipe`` dict, ``axis``, ``matrix``, ``entries``).
+    top
+        Number of ranked candidates per scan.
+    max_shift, shift_step
+        Shift search in cm-1 (:class:`ramanid.match.Matcher`).
+    n_candidates
+        Distinct substances in the mixture fit (<= 6).
+    derivative
+        Rank by first-derivative correlation instead of plain correlation.
+    chunk
+        Scans processed at a time (bounds memory).
+    """
+
+    def __init__(self, library: Any, *, top: int = 5, max_shift: float = 10.0,
+                 shift_step: float = 2.0, n_candidates: int = 4, derivative: bool = False,
+                 chunk: int = 4096, thresholds: Thresholds | None = None) -> None:
+        self.library = library
+        rec = getattr(library, "recipe", None)
+        self.recipe = Recipe.from_dict(rec) if isinstance(rec, dict) and "params" in rec \
+            else default_recipe()
+        self.entries = list(library.entries)
+        self.n_entries = len(self.entries)
+        matrix = np.asarray(library.matrix, dtype=np.float32)
+        if matrix.shape[0] != self.n_entries:
+            raise ValueError("library matrix rows do not match its entries")
+        self.n_points = matrix.shape[1]
+        self.step = float(self.recipe.params["axis"]["step"])
+        self.top = top
+        self.chunk = chunk
+        self.n_candidates = min(n_candidates, 6, self.n_entries)
+        self.matcher = Matcher(matrix, self.step, max_shift=max_shift, shift_step=shift_step)
+        self.ranker = (Matcher(matrix, self.step, max_shift=max_shift, shift_step=shift_step,
+                               derivative=True) if derivative else self.matcher)
+        _, self.subst = np.unique([_substance_key(e) for e in self.entries], return_inverse=True)
+        self.level = np.array([HAZARD_LEVELS.index(getattr(e, "hazard_level", "none") or "none")
+                               for e in self.entries], dtype=np.int8)
+        self.is_hazard = self.level >= HAZARD_LEVELS.index("high")
+        self.hazard_idx = np.flatnonzero(self.is_hazard)
+        self.measured = np.array([(getattr(e, "provenance_kind", "measured") or "measured")
+                                  == "measured" for e in self.entries])
+        self.thresholds = thresholds if thresholds is not None else calibrate(self)
+        self._class_warnings = self._library_warnings()
+
+    # ---------------------------------------------------------------------------------------
+    def _library_warnings(self) -> list[dict[str, Any]]:
+        """Hazard classes without any measured reference (opioids always checked)."""
+        classes: dict[str, bool] = {}
+        for e, meas, haz in zip(self.entries, self.measured, self.is_hazard, strict=False):
+            cls = str(getattr(e, "substance_class", "") or "")
+            if haz or any(w in cls.lower() for w in _OPIOID_WORDS):
+                classes[cls] = classes.get(cls, False) or bool(meas)
+        if not any(any(w in c.lower() for w in _OPIOID_WORDS) and m for c, m in classes.items()):
+            classes.setdefault("fentanyl-class opioid", False)
+        out = []
+        for cls, has_measured in sorted(classes.items()):
+            if not has_measured:
+                out.append({
+                    "code": "no_measured_reference_for_class", "substance_class": cls,
+                    "message": (f"the library holds no measured reference for {cls}: a negative "
+                                f"result does not rule out {cls}; load a laboratory-validated "
+                                "library for field use"),
+                })
+        return out
+
+    def _candidates(self, score: np.ndarray, allowed: np.ndarray | None, k: int) -> np.ndarray:
+        """Top-k entries per scan, one per substance, optionally restricted to ``allowed``."""
+        s = score if allowed is None else np.where(allowed[None, :], score, -np.inf)
+        kk = min(self.n_entries, 3 * k)
+        ids, vals = top_k(s, kk)
+        sub = self.subst[ids]
+        dup = np.zeros(ids.shape, dtype=bool)
+        for j in range(1, kk):
+            dup[:, j] = np.any(sub[:, :j] == sub[:, j:j + 1], axis=1)
+        dup |= ~np.isfinite(vals)
+        order = np.argsort(dup, axis=1, kind="stable")[:, :k]
+        out = np.take_along_axis(ids, order, axis=1)
+        bad = np.take_along_axis(dup, order, axis=1)
+        return np.where(bad, -1, out)
+
+    def _rows(self, ids: np.ndarray, sidx: np.ndarray) -> np.ndarray:
+        """Shifted library rows ``(n, k, M)`` for entry ids ``(n, k)`` at shift index ``(n,)``."""
+        return self.matcher.stack[sidx[:, None], np.maximum(ids, 0)]
+
+    def _mixture(self, X: np.ndarray, lo: int, hi: int, score: np.ndarray, sidx: np.ndarray):
+        cand = self._candidates(score, None, self.n_candidates)
+        best = cand[:, 0]
+        s_star = sidx[np.arange(X.shape[0]), best]
+        G, b = design_gram(self._rows(cand, s_star), X, lo, hi)
+        fit = nnls_gram(G, b, valid=cand >= 0)
+        return fit, cand, s_star
+
+    def _hazard_fit(self, X: np.ndarray, lo: int, hi: int, score: np.ndarray, sidx: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """dRSS and fraction of each hazardous entry fitted with the top non-hazard candidates."""
+        n = X.shape[0]
+        H = self.hazard_idx.size
+        drss = np.zeros((n, H))
+        frac = np.zeros((n, H))
+        if H == 0:
+            return drss, frac
+        k = max(1, min(3, int((~self.is_hazard).sum())))
+        safe = self._candidates(score, ~self.is_hazard, k)
+        s_star = sidx[np.arange(n), np.maximum(safe[:, 0], 0)]
+        for j, h in enumerate(self.hazard_idx):
+            ids = np.concatenate([np.full((n, 1), h), safe], axis=1)
+            G, b = design_gram(self._rows(ids, s_star), X, lo, hi)
+            fit = nnls_gram(G, b, valid=ids >= 0)
+            drss[:, j] = fit.drss[:, 0]
+            frac[:, j] = fit.fractions()[:, 0]
+        return drss, frac
+
+    # ---------------------------------------------------------------------------------------
+    def run(self, batch: SpectrumBatch) -> ResultSet:
+        """Identify every scan of ``batch`` (processed in chunks of ``chunk`` scans)."""
+        parts = [self._run_chunk(batch[a:a + self.chunk] if len(batch) > self.chunk else batch)
+                 for a in range(0, len(batch), self.chunk)]
+        if len(parts) == 1:
+            return parts[0]
+        cat = {f: np.concatenate([getattr(p, f) for p in parts]) for f in (
+            "verdict", "reason", "top_ids", "top_scores", "comp_ids", "comp_fracs", "mix_r",
+            "hazard_level", "hazard_hits", "hazard_fracs", "shift")}
+        qc = {k: np.concatenate([p.qc[k] for p in parts]) for k in parts[0].qc}
+        return ResultSet(**cat, qc=qc, meta=[m for p in parts for m in p.meta], identifier=self)
+
+    def run_processed(self, p: Processed, meta: list[dict[str, Any]] | None = None) -> ResultSet:
+        """Decide on already processed scans (same recipe as the library)."""
+        th = self.thresholds
+        n = len(p)
+        X, lo, hi = p.X, p.lo, p.hi
+        rows = np.arange(n)
+        qc = p.qc
+        reason = np.zeros(n, dtype=np.int8)
+        reason[qc["fluorescence"] > th.max_fluorescence] = 4
+        reason[qc["snr"] < th.min_snr] = 3
+        reason[qc["saturation"] > th.max_saturation] = 2
+        reason[qc["coverage"] < th.min_coverage] = 1
+        score, sidx = self.matcher.scores(X, lo, hi)
+        rank = score if self.ranker is self.matcher else self.ranker.scores(X, lo, hi)[0]
+        top_ids, top_sc = top_k(rank, self.top)
+        fit, cand, _s_star = self._mixture(X, lo, hi, score, sidx)
+        noise2 = (th.z_noise * np.nan_to_num(p.noise, posinf=1.0)) ** 2
+        fr = fit.fractions()
+        sig = (fit.drss > np.maximum(th.tau_mix, noise2)[:, None]) & (fr >= th.min_fraction) \
+            & (cand >= 0)
+        n_sig = sig.sum(axis=1)
+        mix_r = np.sqrt(np.clip(1.0 - fit.rss, 0.0, 1.0))
+        best = top_ids[:, 0]
+        verdict = np.full(n, _NO_MATCH, dtype=np.int8)
+        is_match = score[rows, best] >= th.t_entry[best]
+        verdict[is_match] = _MATCH
+        is_mix = (n_sig >= 2) & (mix_r >= th.r_floor)
+        verdict[is_mix] = _MIXTURE
+        verdict[reason > 0] = _INCONCLUSIVE
+        # components: significant ones for mixtures, the best entry for matches
+        comp = np.where(sig, cand, -1)
+        cf = np.where(sig, fr, 0.0)
+        cf = cf / np.maximum(cf.sum(axis=1, keepdims=True), 1e-12)
+        order = np.argsort(-cf, axis=1, kind="stable")
+        comp = np.take_along_axis(comp, order, axis=1)
+        cf = np.take_along_axis(cf, order, axis=1)
+        comp[verdict != _MIXTURE] = -1
+        cf[verdict != _MIXTURE] = 0.0
+        comp[verdict == _MATCH, 0] = best[verdict == _MATCH]
+        cf[verdict == _MATCH, 0] = 1.0
+        # hazard layer
+        H = self.hazard_idx.size
+        hits = np.zeros((n, H), dtype=bool)
+        hfrac = np.zeros((n, H))
+        if H:
+            drss_h, hfrac = self._hazard_fit(X, lo, hi, score, sidx)
+            hits = (drss_h > np.maximum(th.tau_hazard[None, :], noise2[:, None])) \
+                & (hfrac >= th.min_hazard_fraction)
+            for j, h in enumerate(self.hazard_idx):
+                hits[:, j] |= np.any(comp == h, axis=1)
+            hits[reason > 0] = False
+        lvl = np.zeros(n, dtype=np.int8)
+        if H:
+            lvl = np.max(np.where(hits, self.level[self.hazard_idx][None, :], 0), axis=1)
+            lvl = lvl.astype(np.int8)
+        inc = verdict == _INCONCLUSIVE
+        shift = np.zeros(n, dtype=np.float32)
+        ok = ~inc
+        if ok.any():
+            shift[ok] = self.matcher.refine_shift(X[ok], best[ok], sidx[ok, best[ok]], lo, hi)
+        return ResultSet(verdict, reason, top_ids.astype(np.int32), top_sc.astype(np.float32),
+                         comp.astype(np.int32), cf.astype(np.float32),
+                         mix_r.astype(np.float32), lvl, hits, hfrac.astype(np.float32), shift,
+                         dict(qc), list(meta or []), self)
+
+    def _run_chunk(self, batch: SpectrumBatch) -> ResultSet:
+        p = self.recipe.process(batch, keep_baseline=False)
+        return self.run_processed(p, batch.meta)
+
+    # ---------------------------------------------------------------------------------------
+    def _entry_brief(self, i: int) -> dict[str, Any]:
+        e = self.entries[i]
+        return {"id": str(e.id), "name": e.name,
+                "substance_class": getattr(e, "substance_class", None),
+                "hazard_level": getattr(e, "hazard_level", "none"),
+                "handling": getattr(e, "handling", "") or
+                _HANDLING_DEFAULT.get(getattr(e, "hazard_level", "none"), ""),
+                "provenance_kind": getattr(e, "provenance_kind", "measured")}
+
+    def _record(self, rs: ResultSet, i: int) -> dict[str, Any]:
+        v = int(rs.verdict[i])
+        meta = rs.meta[i] if i < len(rs.meta) else {}
+        names = [self.entries[int(j)].name for j in rs.top_ids[i]]
+        cands = [{"id": str(self.entries[int(j)].id), "name": nm, "score": round(float(s), 4)}
+                 for j, nm, s in zip(rs.top_ids[i], names, rs.top_scores[i], strict=False)]
+        comps = [{"id": str(self.entries[int(j)].id), "name": self.entries[int(j)].name,
+                  "fraction": round(float(f), 3)}
+                 for j, f in zip(rs.comp_ids[i], rs.comp_fracs[i], strict=False) if j >= 0]
+        hz = [self._entry_brief(int(h)) | {"fraction": round(float(rs.hazard_fracs[i, j]), 3)}
+              for j, h in enumerate(self.hazard_idx) if rs.hazard_hits[i, j]]
+        level = HAZARD_LEVELS[int(rs.hazard_level[i])]
+        if hz:
+            worst = max(hz, key=lambda d: HAZARD_LEVELS.index(d["hazard_level"]))
+            message = worst["handling"]
+        else:
+            message = ""
+        th = self.thresholds
+        best = int(rs.top_ids[i, 0])
+        if v == _INCONCLUSIVE:
+            reason = f"quality check failed: {REASONS[int(rs.reason[i])]}"
+        elif v == _MATCH:
+            reason = (f"best match {names[0]} r={rs.top_scores[i, 0]:.3f} >= its threshold "
+                      f"{th.t_entry[best]:.3f}")
+        elif v == _MIXTURE:
+            reason = (f"mixture of {len(comps)} significant components explains the scan "
+                      f"(r={rs.mix_r[i]:.3f})")
+        else:
+            reason = (f"no library entry explains the scan: best {names[0]} r="
+                      f"{rs.top_scores[i, 0]:.3f} < its threshold {th.t_entry[best]:.3f}")
+        if hz and v != _INCONCLUSIVE:
+            reason += "; hazard detector: " + ", ".join(
+                f"{d['name']} ~{100 * d['fraction']:.0f}%" for d in hz)
+        used = set()
+        if v == _MATCH:
+            used.add(best)
+        used |= {int(j) for j in rs.comp_ids[i] if j >= 0}
+        used |= {int(h) for j, h in enumerate(self.hazard_idx) if rs.hazard_hits[i, j]}
+        warnings: list[dict[str, Any]] = []
+        unmeasured = sorted(j for j in used if not self.measured[j])
+        if unmeasured:
+            kinds = sorted({str(getattr(self.entries[j], "provenance_kind", ""))
+                            for j in unmeasured})
+            warnings.append({
+                "code": "non_measured_reference", "kind": kinds[0],
+                "entries": [self.entries[j].name for j in unmeasured],
+                "message": ("this result rests on a reference that is not a measured spectrum ("
+                            + ", ".join(f"{self.entries[j].name}: "
+                                        f"{getattr(self.entries[j], 'provenance_kind', '')}"
+                                        for j in unmeasured)
+                            + "); confirm in a laboratory"),
+            })
+        warnings.extend(self._class_warnings)
+        cal = meta.get("calibration_id")
+        if cal is None:
+            warnings.append({"code": "calibration", "state": "missing",
+                             "message": "no calibration record was applied to this scan"})
+        lib = self.library
+        return {
+            "source": meta.get("source"),
+            "scan_id": meta.get("scan_id"),
+            "verdict": VERDICTS[v],
+            "reason": reason,
+            "hazard": {"level": level, "substances": hz, "message": message},
+            "candidates": cands,
+            "components": comps,
+            "residual_r": round(float(rs.mix_r[i]), 4),
+            "shift_cm1": round(float(rs.shift[i]), 2),
+            "qc": {k: (int(a[i]) if a.dtype.kind in "iu" else round(float(a[i]), 4))
+                   for k, a in rs.qc.items()},
+            "best_provenance": getattr(self.entries[best], "provenance_kind", "measured"),
+            "warnings": warnings,
+            "library": {"version": getattr(lib, "version", None),
+                        "sha256": getattr(lib, "sha256", None)},
+            "recipe": self.recipe.to_dict(),
+            "engine_version": ENGINE_VERSION,
+            "device_serial": meta.get("device_serial"),
+            "laser_nm": meta.get("laser_nm"),
+            "integration_ms": meta.get("integration_ms"),
+            "timestamp": meta.get("timestamp"),
+            "calibration": cal,
+            "scan": {k: _jsonable(v2) for k, v2 in meta.items()},
+        }
+
+
+_CACHE: dict[int, Identifier] = {}
+
+
+def identify(batch: SpectrumBatch, library: Any, *, top: int = 5) -> list[dict[str, Any]]:
+    """Identify every scan of ``batch`` against ``library``; one result record per scan.
+
+    The :class:`Identifier` of a library object is cached, so repeated calls are cheap.
+    """
+    ident = _CACHE.get(id(library))
+    if ident is None or ident.library is not library or ident.top != top:
+        ident = Identifier(library, top=top)
+        _CACHE.clear()
+        _CACHE[id(library)] = ident
+    return ident.run(batch).records()

@@ -1,0 +1,589 @@
+"""ramanid's HDF5 scan archive: many scans in one file, read fast and in bounded memory.
+
+Layout (format version 1)
+-------------------------
+::
+
+    /                         attrs: ramanid_format = "ramanid-scan-archive", format_version = 1,
+                                     n_scans, created (ISO 8601 UTC), ramanid_version
+    /scans/g000000            one group per run of scans sharing one axis, in write order
+        attrs: first          global index of the group's first scan
+               n              number of scans in the group
+        axis                  float64 (n_points,), Raman shift in cm-1, strictly increasing
+        intensity             (n, n_points), chunked (about 1 MiB per chunk) and compressed
+                              (gzip + shuffle); dtype as written (float64 unless the writer was
+                              asked for float32 / an integer count type)
+        scan_id               fixed 32-byte ASCII, the stable id of each scan (see
+                              :func:`scan_ids`), computed once when the scan is written
+        meta/<key>            one column per metadata key: int64, float64 (NaN = unknown) or
+                              UTF-8 strings ("" = unknown)
+
+Scans are numbered ``0 .. n_scans-1`` in write order (groups in name order, rows within a
+group); a scan's ``source`` when read back is ``"<archive path>#<index>"`` and the source it was
+packed from is kept in the ``origin`` metadata column. Appending never renumbers existing scans:
+new scans go into the last group when they share its axis and columns, else into a new group.
+
+Every write is atomic (a temporary file beside the target, renamed on success): a crash leaves
+the old archive or the new one, never a half-written file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import math
+import shutil
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ramanid.atomic import atomic_path
+from ramanid.errors import InputError, UsageError
+from ramanid.spectrum import SpectrumBatch
+
+FORMAT_NAME = "ramanid-scan-archive"
+FORMAT_VERSION = 1
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+#: Metadata keys that are part of a scan's identity (with its axis and intensities).
+ID_META_KEYS = ("device_serial", "timestamp", "laser_nm")
+#: Keys never stored as columns: they are derived when reading.
+_DERIVED_KEYS = ("source", "scan_id")
+_CHUNK_BYTES = 1 << 20
+#: Rows the writer buffers before writing (scans on one axis).
+BUFFER_ROWS = 4096
+
+
+# -- scan identity ------------------------------------------------------------------------------
+def scan_ids(batch: SpectrumBatch) -> np.ndarray:
+    """Return the stable content id of every scan in ``batch`` (32 hex characters each).
+
+    The id is the BLAKE2b-128 digest of the axis (float64 bytes), the scan's intensities (float64
+    bytes) and its identity metadata (:data:`ID_META_KEYS`). It does not depend on the file the
+    scan came from, on its position, or on the run: the same scan read from a file, from an
+    archive it was packed into, or in a resumed batch run gets the same id. Rows whose metadata
+    already hold a ``scan_id`` keep it.
+
+    Returns
+    -------
+    numpy.ndarray
+        Array of ``str`` of length ``len(batch)``.
+    """
+    axis_bytes = np.ascontiguousarray(batch.axis, dtype=np.float64).tobytes()
+    values = np.ascontiguousarray(batch.intensity, dtype=np.float64)
+    out = np.empty(len(batch), dtype=object)
+    for i, meta in enumerate(batch.meta):
+        given = meta.get("scan_id")
+        if given:
+            out[i] = str(given)
+            continue
+        h = hashlib.blake2b(axis_bytes, digest_size=16)
+        h.update(values[i].tobytes())
+        h.update(repr(tuple(_id_value(meta.get(k)) for k in ID_META_KEYS)).encode())
+        out[i] = h.hexdigest()
+    return out
+
+
+def _id_value(value: Any) -> Any:
+    if isinstance(value, (float, np.floating)):
+        return None if math.isnan(value) else float(value)
+    if isinstance(value, (int, np.integer)):
+        return float(value)
+    return None if isinstance(value, str) and value == "" else value
+
+
+# -- detection and whole-file reading -------------------------------------------------------------
+def is_archive(path: str | Path) -> bool:
+    """Return True when ``path`` is a ramanid scan archive (HDF5 with the archive marker).
+
+    Cheap: reads 8 bytes first and opens the file with h5py only when they are the HDF5 signature.
+    Never raises for unreadable or non-HDF5 files (returns False).
+    """
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(8) != HDF5_SIGNATURE:
+                return False
+    except OSError:
+        return False
+    try:
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            return _attr_str(f.attrs.get("ramanid_format")) == FORMAT_NAME
+    except Exception:  # any failure to open means "not an archive"
+        return False
+
+
+def read_archive(path: str | Path) -> list[SpectrumBatch]:
+    """Read every scan of an archive: one batch per run of scans sharing an axis.
+
+    Parameters
+    ----------
+    path
+        Archive file.
+
+    Returns
+    -------
+    list of SpectrumBatch
+        In archive order; each row's ``source`` is ``"<path>#<index>"`` and its ``scan_id`` the
+        stored id. Use :class:`ArchiveReader` to read large archives in bounded memory.
+    """
+    with ArchiveReader(path) as reader:
+        out: list[SpectrumBatch] = []
+        for batch in reader.iter_chunks(max(len(reader), 1)):
+            if out and np.array_equal(out[-1].axis, batch.axis):
+                out[-1] = SpectrumBatch.concat([out[-1], batch])
+            else:
+                out.append(batch)
+        if not out:
+            raise InputError("the archive holds no scans", source=path)
+        return out
+
+
+def _attr_str(value: Any) -> str | None:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return None if value is None else str(value)
+
+
+# -- reading in chunks ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Block:
+    """A contiguous slice of one archive group, read column-wise (no per-row objects).
+
+    Attributes
+    ----------
+    start
+        Global index of the first scan.
+    axis, intensity
+        Axis and ``(n, n_points)`` intensities (float64).
+    scan_id
+        Stored ids, array of ``str``.
+    columns
+        Metadata columns by key (numpy arrays; NaN / "" = unknown).
+    """
+
+    start: int
+    axis: np.ndarray
+    intensity: np.ndarray
+    scan_id: np.ndarray
+    columns: dict[str, np.ndarray]
+
+    def __len__(self) -> int:
+        return int(self.intensity.shape[0])
+
+    def sources(self, archive: str) -> np.ndarray:
+        """``"<archive>#<index>"`` for every row."""
+        idx = np.arange(self.start, self.start + len(self)).astype(str)
+        return np.char.add(f"{archive}#", idx).astype(object)
+
+    def to_batch(self, archive: str) -> SpectrumBatch:
+        """Convert to a :class:`SpectrumBatch` with one metadata dict per row."""
+        keys = list(self.columns)
+        cols = [_column_values(self.columns[k]) for k in keys]
+        sources = self.sources(archive)
+        meta = []
+        for i in range(len(self)):
+            row = {k: c[i] for k, c in zip(keys, cols, strict=True)}
+            row["source"] = sources[i]
+            row["scan_id"] = self.scan_id[i]
+            row.setdefault("format", "ramanid-archive")
+            meta.append(row)
+        return SpectrumBatch(self.axis, self.intensity, meta)
+
+
+def _column_values(col: np.ndarray) -> list[Any]:
+    """Python values of a stored column, with unknowns as None."""
+    if col.dtype.kind == "f":
+        return [None if math.isnan(v) else v for v in col.tolist()]
+    if col.dtype.kind in "iu":
+        return col.tolist()
+    return [v if v != "" else None for v in col.tolist()]
+
+
+class ArchiveReader:
+    """Read an archive in chunks of bounded size.
+
+    Parameters
+    ----------
+    path
+        Archive file.
+
+    Notes
+    -----
+    Memory use of :meth:`iter_chunks` is about ``chunk_size x n_points x 8`` bytes for the
+    intensities plus the metadata of ``chunk_size`` rows, whatever the archive's size.
+    Use as a context manager or call :meth:`close`.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        import h5py
+
+        self.path = str(path)
+        if not Path(path).is_file():
+            raise InputError("no such archive file", source=path)
+        if not is_archive(path):
+            raise InputError("not a ramanid scan archive", source=path,
+                             hint="pack scan files with `ramanid archive pack DIR --out FILE.h5`")
+        try:
+            self._file = h5py.File(path, "r")
+            version = int(self._file.attrs.get("format_version", 0))
+            if version > FORMAT_VERSION:
+                raise InputError(f"archive format version {version} is newer than this ramanid "
+                                 f"reads ({FORMAT_VERSION})", source=path,
+                                 hint="upgrade ramanid")
+            scans = self._file.get("scans")
+            names = sorted(scans.keys()) if scans is not None else []
+            self._groups = [scans[n] for n in names]
+            self._first = np.array([int(g.attrs["first"]) for g in self._groups], dtype=np.int64)
+            self._n = np.array([int(g.attrs["n"]) for g in self._groups], dtype=np.int64)
+        except InputError:
+            self.close()
+            raise
+        except Exception as exc:
+            self.close()
+            raise InputError(f"damaged scan archive ({exc})", source=path) from exc
+
+    # context manager -------------------------------------------------------------------------
+    def __enter__(self) -> ArchiveReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the file."""
+        f = getattr(self, "_file", None)
+        if f is not None:
+            with contextlib.suppress(Exception):
+                f.close()
+            self._file = None
+
+    # structure -------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return int(self._n.sum())
+
+    def groups(self) -> list[dict[str, Any]]:
+        """Description of each axis group: scans, points, axis range, dtype, metadata keys."""
+        out = []
+        for grp, first, n in zip(self._groups, self._first.tolist(), self._n.tolist(),
+                                 strict=True):
+            axis = grp["axis"]
+            out.append({"first": first, "n": n, "points": int(axis.shape[0]),
+                        "axis_min": float(axis[0]), "axis_max": float(axis[-1]),
+                        "dtype": str(grp["intensity"].dtype),
+                        "meta": sorted(grp["meta"].keys())})
+        return out
+
+    @property
+    def group_sizes(self) -> list[int]:
+        """Number of scans in each axis group, in archive order."""
+        return self._n.tolist()
+
+    def spans(self, chunk_size: int, start: int = 0) -> Iterator[tuple[int, int]]:
+        """Yield ``(start, stop)`` global index ranges of at most ``chunk_size`` scans.
+
+        Ranges never cross an axis group; they are the same for the same archive and arguments.
+        """
+        if chunk_size < 1:
+            raise UsageError(f"chunk size must be at least 1, not {chunk_size}")
+        for first, n in zip(self._first.tolist(), self._n.tolist(), strict=True):
+            end = first + n
+            pos = max(first, start)
+            while pos < end:
+                stop = min(pos + chunk_size, end)
+                yield pos, stop
+                pos = stop
+
+    def read_block(self, start: int, stop: int) -> Block:
+        """Read scans ``start .. stop-1`` (which must lie in one axis group) column-wise."""
+        g = int(np.searchsorted(self._first, start, side="right")) - 1
+        if g < 0 or stop > self._first[g] + self._n[g] or stop <= start:
+            raise UsageError(f"scan range {start}..{stop} does not lie in one group of "
+                             f"{self.path}")
+        grp = self._groups[g]
+        a, b = start - int(self._first[g]), stop - int(self._first[g])
+        try:
+            axis = grp["axis"][()]
+            intensity = grp["intensity"][a:b].astype(np.float64, copy=False)
+            ids = grp["scan_id"][a:b].astype(str).astype(object)
+            columns: dict[str, np.ndarray] = {}
+            for key, ds in grp["meta"].items():
+                if ds.dtype.kind in "OSU" or h5py_is_string(ds):
+                    columns[key] = ds.asstr()[a:b].astype(object)
+                else:
+                    columns[key] = ds[a:b]
+        except Exception as exc:
+            raise InputError(f"damaged scan archive: cannot read scans {start}..{stop} "
+                             f"({exc})", source=self.path) from exc
+        return Block(start, axis, intensity, ids, columns)
+
+    def iter_blocks(self, chunk_size: int, start: int = 0) -> Iterator[Block]:
+        """Yield :class:`Block` objects of at most ``chunk_size`` scans from ``start``."""
+        for a, b in self.spans(chunk_size, start):
+            yield self.read_block(a, b)
+
+    def iter_chunks(self, chunk_size: int, start: int = 0) -> Iterator[SpectrumBatch]:
+        """Yield batches of at most ``chunk_size`` scans from scan ``start`` on, in order."""
+        for block in self.iter_blocks(chunk_size, start):
+            yield block.to_batch(self.path)
+
+
+def h5py_is_string(ds: Any) -> bool:
+    """True when an h5py dataset holds strings."""
+    import h5py
+
+    return h5py.check_string_dtype(ds.dtype) is not None
+
+
+# -- writing ---------------------------------------------------------------------------------------
+def _column_kind(values: Sequence[Any]) -> str:
+    """'i' (all ints), 'f' (numbers, some unknown) or 's' (anything else)."""
+    kind = "i"
+    for v in values:
+        if v is None or (isinstance(v, (float, np.floating)) and math.isnan(v)):
+            kind = "f" if kind in "if" else kind
+        elif isinstance(v, (bool, np.bool_)):
+            return "s"
+        elif isinstance(v, (int, np.integer)):
+            continue
+        elif isinstance(v, (float, np.floating)):
+            kind = "f" if kind in "if" else kind
+        else:
+            return "s"
+    return kind
+
+
+def _column_array(values: Sequence[Any], kind: str) -> np.ndarray:
+    if kind == "i":
+        return np.asarray(values, dtype=np.int64)
+    if kind == "f":
+        return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+    return np.array(["" if v is None else str(v) for v in values], dtype=object)
+
+
+class ArchiveWriter:
+    """Write (or append to) an archive atomically.
+
+    Parameters
+    ----------
+    path
+        Target archive.
+    mode
+        ``"w"`` to create (replacing any file), ``"a"`` to append to an existing archive (it is
+        copied beside itself, appended to and renamed over the original on :meth:`close`).
+    dtype
+        Storage type of intensities (default float64, lossless). ``"float32"`` halves the size;
+        an integer type (e.g. ``"uint16"``) suits raw detector counts. Scan ids are always
+        computed from the values as given, before any conversion.
+    compression
+        h5py compression filter (``"gzip"``, ``"lzf"`` or None).
+
+    Examples
+    --------
+    >>> with ArchiveWriter("scans.h5") as w:          # doctest: +SKIP
+    ...     for batch in batches:
+    ...         w.append(batch)
+    """
+
+    def __init__(self, path: str | Path, mode: str = "w", *, dtype: str | np.dtype | None = None,
+                 compression: str | None = "gzip") -> None:
+        import h5py
+
+        if mode not in ("w", "a"):
+            raise UsageError(f"archive mode must be 'w' or 'a', not {mode!r}")
+        self.path = Path(path)
+        self.dtype = np.dtype(dtype) if dtype is not None else None
+        self.compression = compression
+        self._stack = contextlib.ExitStack()
+        tmp = self._stack.enter_context(atomic_path(self.path))
+        try:
+            if mode == "a":
+                if not is_archive(self.path):
+                    raise InputError("cannot append: not a ramanid scan archive",
+                                     source=self.path)
+                shutil.copyfile(self.path, tmp)
+                self._file = h5py.File(tmp, "r+")
+            else:
+                self._file = h5py.File(tmp, "w")
+                self._file.attrs["ramanid_format"] = FORMAT_NAME
+                self._file.attrs["format_version"] = FORMAT_VERSION
+                self._file.attrs["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(
+                    timespec="seconds")
+                self._file.attrs["n_scans"] = 0
+                self._file.create_group("scans")
+        except BaseException:
+            self._stack.__exit__(*sys.exc_info())
+            raise
+        from ramanid._version import __version__
+
+        self._file.attrs["ramanid_version"] = __version__
+        self._n_total = int(self._file.attrs.get("n_scans", 0))
+        self._pending: list[SpectrumBatch] = []
+        self._pending_rows = 0
+        self._closed = False
+
+    def __len__(self) -> int:
+        """Scans in the archive so far, including buffered ones."""
+        return self._n_total + self._pending_rows
+
+    def __enter__(self) -> ArchiveWriter:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort(exc_type, exc, tb)
+
+    def _last_group(self) -> Any:
+        scans = self._file["scans"]
+        names = sorted(scans.keys())
+        return scans[names[-1]] if names else None
+
+    def append(self, batch: SpectrumBatch) -> None:
+        """Append the scans of ``batch`` (ids computed here unless the rows carry one).
+
+        Small batches on the same axis are buffered and written together (up to
+        :data:`BUFFER_ROWS` rows), so packing many one-scan files makes few large writes.
+        """
+        if self._closed:
+            raise UsageError("archive writer is closed")
+        if self._pending and (not np.array_equal(self._pending[0].axis, batch.axis)
+                              or self._pending_rows + len(batch) > BUFFER_ROWS):
+            self.flush()
+        self._pending.append(batch)
+        self._pending_rows += len(batch)
+        if self._pending_rows >= BUFFER_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write buffered scans to the file."""
+        if not self._pending:
+            return
+        batch = (self._pending[0] if len(self._pending) == 1
+                 else SpectrumBatch.concat(self._pending))
+        self._pending, self._pending_rows = [], 0
+        self._write(batch)
+
+    def _write(self, batch: SpectrumBatch) -> None:
+        n = len(batch)
+        if n == 0:
+            return
+        ids = scan_ids(batch)
+        keys = [k for k in dict.fromkeys(k for m in batch.meta for k in m)
+                if k not in _DERIVED_KEYS]
+        columns: dict[str, np.ndarray] = {}
+        for k in keys:
+            vals = [m.get(k) for m in batch.meta]
+            columns[k] = _column_array(vals, _column_kind(vals))
+        # the file each scan came from is kept as "origin"
+        if "origin" not in columns:
+            columns["origin"] = _column_array([m.get("source") for m in batch.meta], "s")
+        store = self.dtype or np.dtype(np.float64)
+        values = batch.intensity
+        if store.kind in "iu":
+            info = np.iinfo(store)
+            values = np.clip(np.rint(values), info.min, info.max)
+        values = values.astype(store)
+
+        grp = self._last_group()
+        if grp is not None and not self._fits(grp, batch.axis, columns, store):
+            grp = None
+        if grp is None:
+            grp = self._new_group(batch.axis, columns, store)
+        old = int(grp.attrs["n"])
+        new = old + n
+        grp["intensity"].resize((new, batch.n_points))
+        grp["intensity"][old:new] = values
+        grp["scan_id"].resize((new,))
+        grp["scan_id"][old:new] = np.array([s.encode("ascii") for s in ids], dtype="S32")
+        for k, arr in columns.items():
+            ds = grp["meta"][k]
+            ds.resize((new,))
+            ds[old:new] = arr
+        grp.attrs["n"] = new
+        self._n_total += n
+        self._file.attrs["n_scans"] = self._n_total
+
+    def _fits(self, grp: Any, axis: np.ndarray, columns: dict[str, np.ndarray],
+              store: np.dtype) -> bool:
+        if grp["intensity"].dtype != store:
+            return False
+        old_axis = grp["axis"][()]
+        if old_axis.shape != axis.shape or not np.array_equal(old_axis, axis):
+            return False
+        meta = grp["meta"]
+        if set(meta.keys()) != set(columns):
+            return False
+        for k, arr in columns.items():
+            ds = meta[k]
+            stored_str = h5py_is_string(ds)
+            if (arr.dtype == object) != stored_str:
+                return False
+            if not stored_str and ds.dtype != arr.dtype:
+                return False
+        return True
+
+    def _new_group(self, axis: np.ndarray, columns: dict[str, np.ndarray],
+                   store: np.dtype) -> Any:
+        import h5py
+
+        scans = self._file["scans"]
+        grp = scans.create_group(f"g{len(scans):06d}")
+        grp.attrs["first"] = self._n_total
+        grp.attrs["n"] = 0
+        grp.create_dataset("axis", data=np.asarray(axis, dtype=np.float64))
+        rows = max(1, min(4096, _CHUNK_BYTES // max(1, axis.shape[0] * store.itemsize)))
+        kw: dict[str, Any] = {}
+        if self.compression:
+            kw = {"compression": self.compression, "shuffle": True}
+        grp.create_dataset("intensity", shape=(0, axis.shape[0]), maxshape=(None, axis.shape[0]),
+                           dtype=store, chunks=(rows, axis.shape[0]), **kw)
+        grp.create_dataset("scan_id", shape=(0,), maxshape=(None,), dtype="S32",
+                           chunks=(16384,), **kw)
+        meta = grp.create_group("meta")
+        for k, arr in columns.items():
+            dt = h5py.string_dtype("utf-8") if arr.dtype == object else arr.dtype
+            meta.create_dataset(k, shape=(0,), maxshape=(None,), dtype=dt, chunks=(16384,), **kw)
+        return grp
+
+    def close(self) -> None:
+        """Finish the file and rename it over the target."""
+        if self._closed:
+            return
+        try:
+            self.flush()
+        except BaseException:
+            self.abort(*sys.exc_info())
+            raise
+        self._closed = True
+        self._file.close()
+        self._stack.close()
+
+    def abort(self, *exc_info: object) -> None:
+        """Discard everything written since opening; the target is left as it was."""
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(Exception):
+            self._file.close()
+        err = exc_info if len(exc_info) == 3 else (RuntimeError, RuntimeError("aborted"), None)
+        with contextlib.suppress(BaseException):
+            self._stack.__exit__(*err)
+
+
+def write_archive(path: str | Path, batches: Iterable[SpectrumBatch], *,
+                  dtype: str | np.dtype | None = None, compression: str | None = "gzip") -> int:
+    """Write ``batches`` to a new archive atomically and return the number of scans written.
+
+    See :class:`ArchiveWriter` for ``dtype`` and ``compression``.
+    """
+    with ArchiveWriter(path, "w", dtype=dtype, compression=compression) as writer:
+        for batch in batches:
+            writer.append(batch)
+        return len(writer)

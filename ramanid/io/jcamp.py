@@ -1,0 +1,545 @@
+"""JCAMP-DX reader (all XYDATA compression forms) and writer.
+
+Written from the published specifications, not from other code:
+R. S. McDonald and P. A. Wilks, "JCAMP-DX: A Standard Form for Exchange of Infrared Spectra in
+Computer Readable Form", Appl. Spectrosc. 42 (1988) 151-162 (LDR syntax, ``(X++(Y..Y))`` tables,
+ASDF compression); A. N. Davies and P. Lampen, "JCAMP-DX for NMR", Appl. Spectrosc. 47 (1993)
+1093-1099 (``NTUPLES``/``PAGE``/``DATA TABLE``); JCAMP-DX 5.01 (compound files, ``LINK`` blocks).
+
+Facts used
+----------
+* A labelled data record (LDR) starts a line with ``##LABEL=``; labels compare after removing
+  spaces, ``-``, ``/`` and ``_`` and upper-casing; ``$$`` starts a comment to end of line.
+* A block runs from ``##TITLE=`` to ``##END=``; a ``LINK`` block holds nested blocks.
+* ``(X++(Y..Y))``: each line starts with the abscissa of its first ordinate (in ``XFACTOR``
+  units); ordinates are in ``YFACTOR`` units. The x values are ``FIRSTX + i*(LASTX-FIRSTX)/
+  (NPOINTS-1)``.
+* ASDF ordinate forms: AFFN/FIX (blank-separated), PAC (values delimited by their sign),
+  SQZ (``@``=0, ``A``-``I``=+1..+9, ``a``-``i``=-1..-9 replace the leading digit),
+  DIF (``%``=0, ``J``-``R``=+1..+9, ``j``-``r``=-1..-9: difference to the previous ordinate),
+  DUP (``S``-``Z``=1..8, ``s``=9: the previous token occurs this many times in total; a
+  repeated DIF repeats the difference).
+* DIF y-check: when a line ends in DIF form, the first ordinate of the next line repeats the
+  last ordinate of that line; it is a check value, compared and dropped.
+* ``(XY..XY)`` (``XYPOINTS``, ``PEAK TABLE``, and ``XYDATA`` in some files) hold x,y pairs.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ramanid.errors import InputError
+from ramanid.io._common import PathLike, make_batch, to_float
+from ramanid.spectrum import SpectrumBatch
+
+_SQZ = {c: v for v, c in enumerate("@ABCDEFGHI")} | {c: -(v + 1) for v, c in
+                                                       enumerate("abcdefghi")}
+_DIF = {"%": 0} | {c: v + 1 for v, c in enumerate("JKLMNOPQR")} | {
+    c: -(v + 1) for v, c in enumerate("jklmnopqr")}
+_DUP = {c: v + 1 for v, c in enumerate("STUVWXYZ")} | {"s": 9}
+_TOKEN = re.compile(
+    r"(?P<affn>[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]\d+)?)"
+    r"|(?P<sqz>[@A-Ia-i])(?P<sqzd>\d*\.?\d*)"
+    r"|(?P<dif>[%J-Rj-r])(?P<difd>\d*\.?\d*)"
+    r"|(?P<dup>[S-Zs])(?P<dupd>\d*)"
+    r"|(?P<miss>\?)"
+    r"|(?P<sep>[\s,;]+)"
+    r"|(?P<bad>.)")
+_XY_SPLIT = re.compile(r"[\s,;]+")
+
+
+def norm_label(label: str) -> str:
+    """Normalise an LDR label: upper case without spaces, ``-``, ``/``, ``_``."""
+    return re.sub(r"[\s\-/_]", "", label).upper()
+
+
+@dataclass
+class Block:
+    """One JCAMP-DX block: ordered LDRs and its nested blocks."""
+
+    ldrs: list[tuple[str, str, str]] = field(default_factory=list)  # (norm, raw label, value)
+    children: list[Block] = field(default_factory=list)
+
+    def get(self, label: str, default: str | None = None) -> str | None:
+        """First value of the (normalised) label."""
+        for n, _, v in self.ldrs:
+            if n == label:
+                return v.strip()
+        return default
+
+    def num(self, label: str) -> float | None:
+        """The label's value as a float (first field), ``None`` when absent or not a number."""
+        v = self.get(label)
+        if v is None:
+            return None
+        return to_float(v.split()[0].rstrip(",")) if v.split() else None
+
+
+def _strip_comment(line: str) -> str:
+    i = line.find("$$")
+    return line if i < 0 else line[:i]
+
+
+def parse_blocks(text: str, path: PathLike) -> list[Block]:
+    """Split JCAMP-DX text into top-level blocks (nested LINK blocks as children)."""
+    roots: list[Block] = []
+    stack: list[Block] = []
+    label: str | None = None
+    raw = ""
+    buf: list[str] = []
+
+    def flush() -> None:
+        if label is None:
+            return
+        value = "\n".join(buf)
+        n = norm_label(label)
+        if n == "TITLE":
+            blk = Block()
+            if stack:
+                stack[-1].children.append(blk)
+            else:
+                roots.append(blk)
+            stack.append(blk)
+        if stack:
+            stack[-1].ldrs.append((n, raw, value))
+        if n == "END" and stack:
+            stack.pop()
+
+    for line in text.split("\n"):
+        s = line.lstrip()
+        if s.startswith("##"):
+            flush()
+            lab, eq, val = s[2:].partition("=")
+            if not eq:
+                label, raw, buf = None, "", []
+                continue
+            label, raw = lab.strip(), lab.strip()
+            buf = [_strip_comment(val)]
+        elif label is not None:
+            buf.append(_strip_comment(line))
+    flush()
+    if not roots:
+        raise InputError("no JCAMP-DX block (##TITLE= ... ##END=) found", source=path,
+                         hint="the file is not JCAMP-DX or is truncated")
+    return roots
+
+
+def _tokens(line: str, path: PathLike) -> list[tuple[str, float]]:
+    out: list[tuple[str, float]] = []
+    for m in _TOKEN.finditer(line):
+        kind = m.lastgroup
+        if kind == "sep":
+            continue
+        if kind == "affn":
+            out.append(("abs", float(m.group("affn"))))
+        elif kind in ("sqz", "sqzd"):
+            c, rest = m.group("sqz"), m.group("sqzd")
+            d = _SQZ[c]
+            out.append(("abs", float(f"{'-' if d < 0 else ''}{abs(d)}{rest}")))
+        elif kind in ("dif", "difd"):
+            c, rest = m.group("dif"), m.group("difd")
+            d = _DIF[c]
+            out.append(("dif", float(f"{'-' if d < 0 else ''}{abs(d)}{rest}")))
+        elif kind in ("dup", "dupd"):
+            out.append(("dup", float(f"{_DUP[m.group('dup')]}{m.group('dupd')}")))
+        elif kind == "miss":
+            out.append(("abs", math.nan))
+        else:
+            raise InputError(f"unexpected character {m.group(0)!r} in compressed data",
+                             source=path, hint="the JCAMP-DX data table is corrupt")
+    return out
+
+
+def decode_xpp(lines: list[str], path: PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Decode ``(X++(Y..Y))`` lines into (line x values, index of each line's first ordinate,
+    all ordinates), in file units.
+
+    Raises
+    ------
+    InputError
+        On a bad character, a DUP without a preceding value, or a failed DIF y-check.
+    """
+    ys: list[float] = []
+    xs: list[float] = []
+    starts: list[int] = []
+    prev_dif = False  # did the previous line end in DIF form?
+    for lineno, line in enumerate(lines):
+        if not line.strip():
+            continue
+        toks = _tokens(line, path)
+        if not toks:
+            continue
+        if toks[0][0] != "abs":
+            raise InputError(f"data line {lineno + 1} does not start with an x value",
+                             source=path, hint="the JCAMP-DX data table is corrupt")
+        xs.append(toks[0][1])
+        body = toks[1:]
+        starts.append(len(ys) - 1 if prev_dif and body and body[0][0] == "abs" else len(ys))
+        if prev_dif and body and body[0][0] == "abs" and ys:
+            check = body[0][1]
+            if not (math.isclose(check, ys[-1], rel_tol=1e-9, abs_tol=1e-6)):
+                raise InputError(f"DIF y-check failed on data line {lineno + 1} "
+                                 f"({check:g} != {ys[-1]:g})", source=path,
+                                 hint="the file is corrupt or truncated")
+            body = body[1:]
+        last_kind = "abs"
+        last_delta = 0.0
+        line_start = len(ys)
+        for kind, val in body:
+            if kind == "abs":
+                ys.append(val)
+                last_kind = "abs"
+            elif kind == "dif":
+                if not ys:
+                    raise InputError("DIF value before any ordinate", source=path,
+                                     hint="the JCAMP-DX data table is corrupt")
+                ys.append(ys[-1] + val)
+                last_kind, last_delta = "dif", val
+            else:  # dup
+                if len(ys) == line_start and not ys:
+                    raise InputError("DUP count before any ordinate", source=path,
+                                     hint="the JCAMP-DX data table is corrupt")
+                for _ in range(int(val) - 1):
+                    ys.append(ys[-1] + last_delta if last_kind == "dif" else ys[-1])
+        prev_dif = last_kind == "dif"
+    return np.asarray(xs), np.asarray(starts), np.asarray(ys, dtype=np.float64)
+
+
+def check_x(line_x: np.ndarray, starts: np.ndarray, first: float, delta: float,
+            factor: float) -> str | None:
+    """X-check: each line's abscissa should be the grid x of its first ordinate (within half a
+    step plus 0.1 % of the range, for rounded LASTX). Returns a description of the first
+    mismatch, or ``None``. Advisory only: some writers put ``0`` on every line (NMR FIDs); lost
+    or spliced lines are caught by the NPOINTS count."""
+    if line_x.size == 0 or delta == 0:
+        return None
+    expected = first + starts * delta
+    tol = 0.5 * abs(delta) + 1e-3 * abs(delta) * max(int(starts[-1]), 1)
+    bad = np.flatnonzero(np.abs(line_x * factor - expected) > tol)
+    if bad.size:
+        i = int(bad[0])
+        return f"line {i + 1}: x={line_x[i] * factor:g}, expected {expected[i]:g}"
+    return None
+
+
+def decode_xy(lines: list[str], path: PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """Decode ``(XY..XY)`` pairs (AFFN); ``?`` is a missing value."""
+    vals: list[float] = []
+    for line in lines:
+        for tok in _XY_SPLIT.split(line.strip()):
+            if not tok:
+                continue
+            if tok == "?":
+                vals.append(math.nan)
+                continue
+            try:
+                vals.append(float(tok))
+            except ValueError:
+                raise InputError(f"bad value {tok!r} in an (XY..XY) table", source=path,
+                                 hint="the JCAMP-DX data table is corrupt") from None
+    if len(vals) % 2:
+        raise InputError("odd number of values in an (XY..XY) table", source=path,
+                         hint="the JCAMP-DX data table is corrupt or truncated")
+    a = np.asarray(vals, dtype=np.float64).reshape(-1, 2)
+    return a[:, 0], a[:, 1]
+
+
+def _units(xunits: str | None) -> str:
+    u = (xunits or "").strip().upper()
+    if u in ("1/CM", "CM-1", "CM^-1", "WAVENUMBERS", "1/CM "):
+        return "cm-1"
+    if u in ("NANOMETERS", "NM", "NANOMETER"):
+        return "nm"
+    return u.lower() or "unknown"
+
+
+_META_LDRS = {"TITLE": "name", "SPECTROMETERDATASYSTEM": "device_model", "OWNER": "owner",
+              "ORIGIN": "origin", "DATATYPE": "data_type", "JCAMPDX": "jcamp_version",
+              "YUNITS": "units"}
+_FLOAT_META = ("laser_nm", "integration_ms")
+
+
+def _block_meta(blk: Block, parents: list[Block]) -> dict[str, Any]:
+    meta: dict[str, Any] = {"format": "jcamp"}
+    for b in [*parents, blk]:
+        for n, raw, v in b.ldrs:
+            v = v.strip()
+            if n in _META_LDRS and v:
+                meta[_META_LDRS[n]] = v
+            elif n == "LONGDATE" and v:
+                meta["timestamp"] = v.replace("/", "-").replace(" ", "T", 1).split()[0]
+            elif n.startswith("$RAMANID.") and v:
+                key = raw.split(".", 1)[1].strip().lower()
+                meta[key] = None if v == "None" else v
+            elif n in (".LASERWAVELENGTH", "$LASERWAVELENGTH", "$LASER", "$EXCITATIONWAVELENGTH",
+                       ".EXCITATIONWAVELENGTH") and to_float(v.split()[0] if v else "") and \
+                    "laser_nm" not in meta:
+                meta["laser_nm"] = to_float(v.split()[0])
+    if "timestamp" not in meta:
+        date = blk.get("DATE")
+        if date:
+            d = date.replace("/", "-")
+            t = blk.get("TIME")
+            meta["timestamp"] = f"{d}T{t}" if t else d
+    return meta
+
+
+def _spectra_of(blk: Block, parents: list[Block], path: PathLike,
+                laser_nm: float | None) -> list[SpectrumBatch]:
+    out: list[SpectrumBatch] = []
+    meta = _block_meta(blk, parents)
+    xfac = blk.num("XFACTOR") or 1.0
+    yfac = blk.num("YFACTOR") or 1.0
+    xunits = _units(blk.get("XUNITS"))
+    for i, (n, _, v) in enumerate(blk.ldrs):
+        if n not in ("XYDATA", "XYPOINTS", "PEAKTABLE", "DATATABLE"):
+            continue
+        head, _, rest = v.partition("\n")
+        form = head.replace(" ", "").upper()
+        lines = rest.split("\n")
+        m = dict(meta)
+        if n == "DATATABLE":
+            out += _ntuples_page(blk, i, form, lines, m, path, laser_nm)
+            continue
+        if "++" in form:
+            npoints = blk.num("NPOINTS")
+            firstx, lastx = blk.num("FIRSTX"), blk.num("LASTX")
+            line_x, starts, y = decode_xpp(lines, path)
+            if npoints is None or firstx is None or lastx is None:
+                raise InputError("(X++(Y..Y)) table without NPOINTS/FIRSTX/LASTX", source=path,
+                                 hint="the JCAMP-DX header is incomplete")
+            if len(y) != int(npoints):
+                raise InputError(f"decoded {len(y)} points but NPOINTS={int(npoints)}",
+                                 source=path, hint="the file is corrupt or truncated")
+            if int(npoints) > 1:
+                xc = check_x(line_x, starts, firstx, (lastx - firstx) / (int(npoints) - 1), xfac)
+                if xc:
+                    m["x_check_failed"] = xc
+            x = np.linspace(firstx, lastx, int(npoints))
+            y = y * yfac
+        else:
+            x, y = decode_xy(lines, path)
+            x, y = x * xfac, y * yfac
+            if n == "PEAKTABLE":
+                m["data_class"] = "peak table"
+        out.append(_finish(x, y, m, xunits, path, laser_nm))
+    return out
+
+
+def _finish(x: np.ndarray, y: np.ndarray, meta: dict[str, Any], xunits: str,
+            path: PathLike, laser_nm: float | None) -> SpectrumBatch:
+    raman = "RAMAN" in str(meta.get("data_type", "")).upper()
+    if xunits == "nm" and not raman and laser_nm is None and meta.get("laser_nm") is None:
+        xunits = "nm (wavelength)"  # UV/VIS etc.: keep the wavelength axis as it is
+    if x.size > 1 and np.all(np.diff(x) < 0):
+        x, y = x[::-1], y[::-1]
+    if raman and xunits != "nm" and xunits not in ("cm-1",):
+        meta.setdefault("x_units_declared", xunits)
+        xunits = "cm-1"
+    return make_batch(x, y, [meta], path, x_units=xunits, laser_nm=laser_nm)
+
+
+def _ntuples_page(blk: Block, index: int, form: str, lines: list[str], meta: dict[str, Any],
+                  path: PathLike, laser_nm: float | None) -> list[SpectrumBatch]:
+    """Decode one ``##DATA TABLE=`` of an NTUPLES block (e.g. NMR real or imaginary page)."""
+
+    def col(label: str) -> list[str]:
+        v = blk.get(label)
+        return [c.strip() for c in v.split(",")] if v else []
+
+    symbols = [s.upper() for s in col("SYMBOL")]
+    m = re.match(r"\(?\(?(\w+)\+\+\((\w+)\.\.\w+\)\)?", form.split(",")[0])
+    if not m or not symbols:
+        raise InputError(f"unsupported NTUPLES data table form {form!r}", source=path,
+                         hint="only (X++(Y..Y)) pages are read")
+    xs, ys = m.group(1).upper(), m.group(2).upper()
+    if xs not in symbols or ys not in symbols:
+        raise InputError(f"NTUPLES symbols {xs}/{ys} not declared", source=path,
+                         hint="the JCAMP-DX header is incomplete")
+    ix, iy = symbols.index(xs), symbols.index(ys)
+
+    def num(label: str, i: int) -> float | None:
+        c = col(label)
+        return to_float(c[i]) if i < len(c) else None
+
+    npts = num("VARDIM", iy) or num("VARDIM", ix)
+    first, last = num("FIRST", ix), num("LAST", ix)
+    xfac, yfac = num("FACTOR", ix) or 1.0, num("FACTOR", iy) or 1.0
+    units = col("UNITS")
+    page = next((v.strip() for n, _, v in reversed(blk.ldrs[:index]) if n == "PAGE"), None)
+    line_x, starts, y = decode_xpp(lines, path)
+    if npts is None or first is None or last is None:
+        raise InputError("NTUPLES page without VAR_DIM/FIRST/LAST", source=path,
+                         hint="the JCAMP-DX header is incomplete")
+    if int(npts) > 1:
+        xc = check_x(line_x, starts, first, (last - first) / (int(npts) - 1), xfac)
+        if xc:
+            meta["x_check_failed"] = xc
+    if len(y) != int(npts):
+        raise InputError(f"decoded {len(y)} points but VAR_DIM={int(npts)}", source=path,
+                         hint="the file is corrupt or truncated")
+    x = np.linspace(first, last, int(npts))
+    names = col("VARNAME")
+    meta = {**meta, "page": page, "variable": names[iy] if iy < len(names) else ys}
+    return [_finish(x, y * yfac, meta, _units(units[ix] if ix < len(units) else None), path,
+                    laser_nm)]
+
+
+def read_jcamp(text: str, path: PathLike, *, laser_nm: float | None = None
+               ) -> list[SpectrumBatch]:
+    """Read every spectrum of a JCAMP-DX file (compound files: every block, in order).
+
+    Returns one batch per spectrum block; blocks sharing an axis are merged by
+    :func:`ramanid.io.read`.
+    """
+    out: list[SpectrumBatch] = []
+
+    def walk(blk: Block) -> None:
+        out.extend(_spectra_of(blk, [], path, laser_nm))
+        for c in blk.children:
+            walk(c)
+
+    for root in parse_blocks(text, path):
+        walk(root)
+    if not out:
+        raise InputError("no spectrum data (XYDATA, XYPOINTS, PEAK TABLE) in the file",
+                         source=path, hint="the JCAMP-DX file holds no data table")
+    merged: list[SpectrumBatch] = []
+    for b in out:
+        if merged and merged[-1].axis.shape == b.axis.shape and \
+                np.array_equal(merged[-1].axis, b.axis):
+            merged[-1] = SpectrumBatch.concat([merged[-1], b])
+        else:
+            merged.append(b)
+    return merged
+
+
+# -- writer -----------------------------------------------------------------------------------
+_SQZ_POS = "@ABCDEFGHI"
+_SQZ_NEG = "@abcdefghi"
+_DIF_POS = "%JKLMNOPQR"
+_DIF_NEG = "%jklmnopqr"
+_DUP_CH = "STUVWXYZs"
+
+
+def _sqz(v: int, table_pos: str, table_neg: str) -> str:
+    s = str(abs(v))
+    return (table_pos if v >= 0 else table_neg)[int(s[0])] + s[1:]
+
+
+def _dup(n: int) -> str:
+    s = str(n)
+    return _DUP_CH[int(s[0]) - 1] + s[1:]
+
+
+def encode_difdup(values: np.ndarray, x_start: np.ndarray, per_line: int = 10) -> list[str]:
+    """Encode integer ordinates as DIFDUP lines with y-checks (``x_start``: x of each line)."""
+    lines = []
+    v = [int(a) for a in values]
+    i, n, li = 0, len(v), 0
+    while i < n:
+        chunk = v[i:i + per_line + 1] if i + per_line < n else v[i:]
+        # first value absolute (SQZ); then DIFs; the last value of this line is repeated as the
+        # y-check at the start of the next line
+        out = [f"{x_start[li]:.10g}", _sqz(chunk[0], _SQZ_POS, _SQZ_NEG)]
+        difs = [b - a for a, b in zip(chunk[:-1], chunk[1:], strict=True)]
+        j = 0
+        while j < len(difs):
+            k = j
+            while k + 1 < len(difs) and difs[k + 1] == difs[j]:
+                k += 1
+            out.append(_sqz(difs[j], _DIF_POS, _DIF_NEG))
+            if k > j:
+                out.append(_dup(k - j + 1))
+            j = k + 1
+        lines.append("".join(out))
+        step = len(chunk) - 1 if i + per_line < n else len(chunk)
+        if step == 0:
+            break
+        i += step
+        li += 1
+    return lines
+
+
+def _ldr(label: str, value: Any) -> str:
+    return f"##{label}={' '.join(str(value).split())}"
+
+
+def format_jcamp(batch: SpectrumBatch, *, form: str = "affn") -> str:
+    """Render a batch as JCAMP-DX 5.01 text (one block per spectrum, a LINK block when several).
+
+    Parameters
+    ----------
+    batch
+        Spectra to write (axis in cm-1).
+    form
+        ``"affn"`` (exact decimal ordinates, ``(X++(Y..Y))`` when the axis is evenly spaced,
+        else ``(XY..XY)``) or ``"difdup"`` (compressed integers with ``YFACTOR`` chosen to keep
+        9 significant digits of the largest ordinate; needs an evenly spaced axis).
+        Standard metadata go into ``##$RAMANID.<key>=`` LDRs that :func:`read_jcamp` restores.
+    """
+    if form not in ("affn", "difdup"):
+        raise ValueError(f"unknown JCAMP-DX form {form!r}")
+    x = batch.axis
+    d = np.diff(x)
+    even = bool(np.allclose(d, (x[-1] - x[0]) / (len(x) - 1), rtol=1e-9, atol=1e-9))
+    blocks = []
+    for r in range(len(batch)):
+        blocks.append(_format_block(x, batch.intensity[r], batch.meta[r], even, form,
+                                    block_id=r + 1 if len(batch) > 1 else None))
+    if len(batch) == 1:
+        return blocks[0]
+    head = [_ldr("TITLE", "ramanid batch"), _ldr("JCAMP-DX", "5.01"), _ldr("DATA TYPE", "LINK"),
+            _ldr("BLOCKS", len(batch))]
+    return "\n".join(head) + "\n" + "".join(blocks) + _ldr("END", "") + "\n"
+
+
+def _format_block(x: np.ndarray, y: np.ndarray, meta: dict[str, Any], even: bool, form: str,
+                  block_id: int | None) -> str:
+    out = [_ldr("TITLE", meta.get("name") or meta.get("source") or "ramanid spectrum"),
+           _ldr("JCAMP-DX", "5.01"), _ldr("DATA TYPE", "RAMAN SPECTRUM")]
+    if block_id is not None:
+        out.append(_ldr("BLOCK_ID", block_id))
+    out += [_ldr("ORIGIN", meta.get("origin") or "ramanid"),
+            _ldr("OWNER", meta.get("owner") or "unknown")]
+    if meta.get("device_model"):
+        out.append(_ldr("SPECTROMETER/DATA SYSTEM", meta["device_model"]))
+    if meta.get("timestamp"):
+        out.append(_ldr("LONGDATE", meta["timestamp"]))
+    for k, v in meta.items():
+        if v is None or k in ("x_units",) or "\n" in str(v):
+            continue
+        out.append(_ldr(f"$RAMANID.{k}", repr(v) if isinstance(v, float) else v))
+    out += [_ldr("XUNITS", "1/CM"), _ldr("YUNITS", meta.get("units") or "ARBITRARY UNITS")]
+    n = len(x)
+    if not even:
+        out += [_ldr("XFACTOR", 1), _ldr("YFACTOR", 1), _ldr("FIRSTX", repr(float(x[0]))),
+                _ldr("LASTX", repr(float(x[-1]))), _ldr("NPOINTS", n),
+                _ldr("FIRSTY", repr(float(y[0]))), "##XYPOINTS=(XY..XY)"]
+        out += [f"{float(a)!r}, {float(b)!r}" for a, b in zip(x, y, strict=True)]
+    else:
+        delta = (x[-1] - x[0]) / (n - 1)
+        if form == "difdup":
+            peak = float(np.max(np.abs(y))) or 1.0
+            yfac = 10.0 ** (math.floor(math.log10(peak)) - 8)
+            iy = np.rint(y / yfac).astype(np.int64)
+        else:
+            yfac = 1.0
+        out += [_ldr("XFACTOR", 1), _ldr("YFACTOR", repr(yfac)), _ldr("FIRSTX", repr(float(x[0]))),
+                _ldr("LASTX", repr(float(x[-1]))), _ldr("DELTAX", repr(float(delta))),
+                _ldr("NPOINTS", n), _ldr("FIRSTY", repr(float(y[0]))), "##XYDATA=(X++(Y..Y))"]
+        if form == "difdup":
+            per = 10
+            starts = x[0] + delta * np.arange(0, n, per)
+            out += encode_difdup(iy, starts, per)
+        else:
+            per = 5
+            for i in range(0, n, per):
+                out.append(" ".join([f"{float(x[i])!r}"] + [repr(float(v)) for v in y[i:i + per]]))
+    out.append(_ldr("END", ""))
+    return "\n".join(out) + "\n"

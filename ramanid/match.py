@@ -1,0 +1,168 @@
+"""Correlation matching of processed scans against a library matrix, with a shift search.
+
+Hit quality is the Pearson correlation r of processed spectra. Library rows and scan rows are
+mean-centred and unit-norm, so r for the whole batch against the whole library is one float32
+matrix product ``X @ L'``.
+
+Shift tolerance: the library is held as ``S`` copies shifted by ``-max_shift .. +max_shift``
+cm-1 (linear interpolation on the grid, re-centred and re-normalised), stacked into one
+``(S*N, M)`` matrix, so the shift search is part of the same product. Each entry's score is its
+best over the shifts; the shift of the best entry is refined by a parabola through its scores at
+the neighbouring shifts and reported.
+
+Partial coverage: when a scan covers only ``[lo, hi)`` of the library axis, r is computed on
+that range only: the scan is centred there and zero elsewhere, so the numerator is the same dot
+product, and each library row's norm over the range comes from prefix sums (no extra product).
+
+First-derivative correlation (``derivative=True``): both sides are differenced along the axis
+and re-normalised before the product (suppresses residual baseline, Thermo Galactic HQI
+"first-derivative correlation").
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["Matcher", "shift_rows", "top_k"]
+
+_MAX_CELLS = 1 << 24  # bound on n * S * N score cells held at once (64 MiB of float32)
+
+
+def shift_rows(L: np.ndarray, shift_points: float) -> np.ndarray:
+    """Rows of ``L`` moved by ``shift_points`` grid points (positive: to higher shift).
+
+    Linear interpolation; points shifted in from outside the axis are 0.
+    """
+    m = L.shape[1]
+    src = np.arange(m) - shift_points
+    i0 = np.floor(src).astype(int)
+    t = (src - i0).astype(L.dtype)
+    ok0 = (i0 >= 0) & (i0 < m)
+    ok1 = (i0 + 1 >= 0) & (i0 + 1 < m)
+    a = np.where(ok0, L[:, np.clip(i0, 0, m - 1)], 0.0)
+    b = np.where(ok1, L[:, np.clip(i0 + 1, 0, m - 1)], 0.0)
+    return (a * (1 - t) + b * t).astype(L.dtype)
+
+
+def _centre_norm(L: np.ndarray) -> np.ndarray:
+    L = L - L.mean(axis=1, keepdims=True)
+    n = np.linalg.norm(L, axis=1, keepdims=True)
+    return (L / np.where(n > 0, n, 1.0)).astype(np.float32)
+
+
+def _derivative(X: np.ndarray, lo: int = 0, hi: int | None = None) -> np.ndarray:
+    hi = X.shape[1] if hi is None else hi
+    D = np.zeros_like(X)
+    D[:, lo:hi - 1] = np.diff(X[:, lo:hi], axis=1)
+    out = np.zeros_like(X)
+    out[:, lo:hi - 1] = _centre_norm(D[:, lo:hi - 1])
+    return out
+
+
+def top_k(S: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and values of the k largest scores per row, sorted descending (argpartition)."""
+    k = min(k, S.shape[1])
+    part = np.argpartition(-S, k - 1, axis=1)[:, :k] if k < S.shape[1] else \
+        np.broadcast_to(np.arange(S.shape[1]), S.shape).copy()
+    vals = np.take_along_axis(S, part, axis=1)
+    order = np.argsort(-vals, axis=1, kind="stable")
+    return np.take_along_axis(part, order, axis=1), np.take_along_axis(vals, order, axis=1)
+
+
+class Matcher:
+    """Library-side precomputation for correlation matching with a shift search.
+
+    Parameters
+    ----------
+    matrix
+        ``(N, M)`` processed library rows (any scaling; re-centred and normalised here).
+    step
+        Grid step of the library axis in cm-1.
+    max_shift, shift_step
+        Shift search range and step in cm-1 (``max_shift=0`` disables the search).
+    derivative
+        Score first-derivative correlation instead of plain correlation.
+    """
+
+    def __init__(self, matrix: np.ndarray, step: float, *, max_shift: float = 10.0,
+                 shift_step: float = 2.0, derivative: bool = False) -> None:
+        L = _centre_norm(np.asarray(matrix, dtype=np.float32))
+        self.n_entries, self.n_points = L.shape
+        self.step = float(step)
+        n_half = int(np.floor(max_shift / shift_step + 1e-9)) if max_shift > 0 else 0
+        self.shifts = shift_step * np.arange(-n_half, n_half + 1, dtype=np.float64)
+        self.zero = n_half
+        self.derivative = derivative
+        stack = np.empty((self.shifts.size, self.n_entries, self.n_points), dtype=np.float32)
+        for s, sh in enumerate(self.shifts):
+            rows = shift_rows(L, sh / self.step) if sh else L
+            stack[s] = _derivative(rows) if derivative else _centre_norm(rows)
+        self.stack = stack                                      # (S, N, M), unit rows
+        self.flat = stack.reshape(-1, self.n_points)            # (S*N, M) C-contiguous
+        c = np.zeros((self.flat.shape[0], self.n_points + 1))
+        np.cumsum(self.flat, axis=1, out=c[:, 1:])
+        c2 = np.zeros_like(c)
+        np.cumsum(self.flat.astype(np.float64) ** 2, axis=1, out=c2[:, 1:])
+        self._c1, self._c2 = c, c2
+
+    def _denominator(self, lo: int, hi: int) -> np.ndarray | None:
+        """Norm of each centred library row over ``[lo, hi)`` (None for the full axis)."""
+        if self.derivative:
+            hi = hi - 1
+        if lo == 0 and hi >= self.n_points:
+            return None
+        m = max(hi - lo, 1)
+        s1 = self._c1[:, hi] - self._c1[:, lo]
+        s2 = self._c2[:, hi] - self._c2[:, lo]
+        return np.sqrt(np.maximum(s2 - s1 * s1 / m, 1e-12)).astype(np.float32)
+
+    def prepare(self, X: np.ndarray, lo: int, hi: int) -> np.ndarray:
+        """Scan rows in the matcher's space (derivative when enabled)."""
+        return _derivative(X, lo, hi) if self.derivative else X
+
+    def scores(self, X: np.ndarray, lo: int = 0, hi: int | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """Correlation of every scan with every entry, best over the shifts.
+
+        Parameters
+        ----------
+        X
+            ``(n, M)`` processed scans (``Processed.X``), covered range ``[lo, hi)``.
+
+        Returns
+        -------
+        (numpy.ndarray, numpy.ndarray)
+            ``score`` (n, N) float32 and the index of the best shift per entry (n, N) int16.
+        """
+        hi = self.n_points if hi is None else hi
+        Xp = self.prepare(X, lo, hi)
+        den = self._denominator(lo, hi)
+        n = Xp.shape[0]
+        S = self.shifts.size
+        best = np.empty((n, self.n_entries), dtype=np.float32)
+        arg = np.empty((n, self.n_entries), dtype=np.int16)
+        chunk = max(1, _MAX_CELLS // max(1, self.flat.shape[0]))
+        for a in range(0, n, chunk):
+            raw = Xp[a:a + chunk] @ self.flat.T
+            if den is not None:
+                raw /= den
+            raw = raw.reshape(-1, S, self.n_entries)
+            arg[a:a + chunk] = raw.argmax(axis=1)
+            best[a:a + chunk] = raw.max(axis=1)
+        return best, arg
+
+    def refine_shift(self, X: np.ndarray, entry: np.ndarray, shift_idx: np.ndarray,
+                     lo: int = 0, hi: int | None = None) -> np.ndarray:
+        """Sub-step shift (cm-1) of one entry per scan by a parabola through 3 shifted scores."""
+        hi = self.n_points if hi is None else hi
+        if self.shifts.size < 3:
+            return self.shifts[shift_idx]
+        Xp = self.prepare(X, lo, hi)
+        si = np.clip(shift_idx, 1, self.shifts.size - 2)
+        rows = np.stack([self.stack[si + d, entry] for d in (-1, 0, 1)], axis=1)  # (n,3,M)
+        s = np.matmul(rows, Xp[:, :, None])[..., 0].astype(np.float64)
+        den = 2 * (s[:, 0] - 2 * s[:, 1] + s[:, 2])
+        off = np.where(den < 0, (s[:, 0] - s[:, 2]) / np.where(den < 0, den, -1.0), 0.0)
+        off = np.clip(off, -1.0, 1.0)
+        step = self.shifts[1] - self.shifts[0]
+        return self.shifts[si] + off * step
