@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from ramanid.calibration.apply import shift_function
 from ramanid.calibration.excitation import fit_excitation
 from ramanid.calibration.intensity import fit_intensity
@@ -26,6 +25,7 @@ from ramanid.calibration.records import (
 from ramanid.calibration.reference import load_astm_e1840
 from ramanid.calibration.shift import fit_shift_correction, measure_bands
 from ramanid.calibration.wavelength import fit_wavelength
+
 from ramanid.errors import CalibrationError
 
 DEFAULT_TOLERANCE_CM1 = 1.0
@@ -186,7 +186,7 @@ def check_standard(serial: str, path: str | Path, *, compound: str = "polystyren
         ``reference_cm1``, ``measured_cm1``, ``error_cm1``, ``snr``, ``pass``), ``n_matched``,
         ``n_pass``, ``passed`` (every band inside the measured range found and within tolerance).
     """
-    rec, meas, table = _bands(serial, path, compound, astm, laser_nm, search_cm1)
+    rec, _, table = _bands(serial, path, compound, astm, laser_nm, search_cm1)
     rows = table.rows(tolerance_cm1)
     lo, hi = table.extra["range_cm1"]
     in_range = [r for r in rows if lo + search_cm1 <= r["reference_cm1"] <= hi - search_cm1]

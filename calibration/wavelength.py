@@ -257,7 +257,8 @@ def fit_wavelength(measurements: RawMeasurement | Sequence[RawMeasurement], *,
     max_shift_nm
         Largest offset from the instrument's own scale that is searched.
     max_rms_cm1
-        Refuse the fit when the RMS line residual exceeds this (cm-1).
+        Refuse the fit when the leave-one-out RMS line residual of the chosen model (the error
+        expected between lines, cm-1) exceeds this.
 
     Returns
     -------
@@ -376,9 +377,12 @@ def fit_wavelength(measurements: RawMeasurement | Sequence[RawMeasurement], *,
     if np.any(np.diff(wf(grid)) <= 0):
         raise CalibrationError("the fitted wavelength scale is not monotonic over the detector",
                                source=src, hint="lower --max-order or add lines at the edges")
-    if wf.rms_cm1 > max_rms_cm1:
+    predictive = loo[wf.model]
+    if predictive > max_rms_cm1:
         raise CalibrationError(
-            f"line residuals too large: RMS {wf.rms_cm1:.2f} cm-1 > {max_rms_cm1:g} cm-1",
-            source=src, hint="check the lamp type and the spectrum; raise --max-rms only if "
-                             "the instrument's resolution justifies it")
+            f"the peaks do not fit {lamp} lines: leave-one-out RMS {predictive:.2f} cm-1 > "
+            f"{max_rms_cm1:g} cm-1, {len(wf.lines['x'])} of {wf.n_peaks} peaks matched (wrong "
+            "lamp, or a spectrum that is not a lamp spectrum?)", source=src,
+            hint="measure the named lamp (--lamp); raise --max-rms only if the instrument's "
+                 "resolution justifies it")
     return wf

@@ -20,10 +20,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
-
 from ramanid.calibration.units import pixel_to_wavelength, wavelength_to_shift
 from ramanid.drivers.errors import DeviceError, DeviceUnsupported
 from ramanid.drivers.transport import Transport, wire_time
+
 from ramanid.errors import UsageError
 
 PROTOCOLS = ("obp", "wasatch")
@@ -102,8 +102,9 @@ class Acquisition:
 
     def metadata(self) -> dict[str, Any]:
         """Scan metadata in :data:`ramanid.spectrum.META_KEYS` terms (plus device extras)."""
-        simulated = self.identity.url.startswith("sim://") or self.identity.model.startswith(
-            "SIM")
+        ident = self.identity
+        simulated = ident.url.startswith("sim://") or ident.model.startswith("SIM") or \
+            ident.serial.startswith("SIM-")
         return {
             "source": self.identity.url,
             "device_serial": self.identity.serial,
@@ -124,7 +125,7 @@ class Acquisition:
         }
 
     def to_batch(self, laser_nm: float | None = None,
-                 wavelength_coeffs: tuple[float, ...] | None = None, **meta: Any):  # noqa: ANN201
+                 wavelength_coeffs: tuple[float, ...] | None = None, **meta: Any):
         """A one-row :class:`~ramanid.spectrum.SpectrumBatch` on an increasing Raman-shift axis.
 
         Pixels whose shift does not increase with wavelength order are sorted; ``meta`` entries

@@ -235,12 +235,14 @@ class StreamParser:
         self.max_payload = max_payload
         self.known_versions = known_versions
         self._buf = bytearray()
+        self._wait = 0  # bytes needed before parsing can progress (fast path)
         self.garbage_bytes = 0
         self.bad_frames = 0
 
     def reset(self) -> None:
         """Forget buffered bytes."""
         self._buf.clear()
+        self._wait = 0
 
     @property
     def buffered(self) -> int:
@@ -259,6 +261,9 @@ class StreamParser:
         """Add ``data`` and return the events it completes, in order."""
         buf = self._buf
         buf += data
+        if len(buf) < self._wait:
+            return []
+        self._wait = 0
         out: list[Message | BadFrame] = []
         pos = 0
         n = len(buf)
@@ -275,6 +280,7 @@ class StreamParser:
                 out.append(self._garbage(start - pos))
                 pos = start
             if n - pos < HEADER_LEN:
+                self._wait = HEADER_LEN
                 break
             reason = self._check_header(buf, pos)
             if reason:
@@ -283,6 +289,7 @@ class StreamParser:
                 continue
             total = HEADER_LEN + int.from_bytes(buf[pos + 40:pos + 44], "little")
             if n - pos < total:
+                self._wait = total
                 break
             try:
                 msg = _decode_unchecked(memoryview(buf)[pos:pos + total], None)

@@ -16,7 +16,6 @@ import time
 from dataclasses import dataclass, fields
 
 import numpy as np
-
 from ramanid.drivers import obp
 from ramanid.drivers.device import Device, Identity
 from ramanid.drivers.errors import (
@@ -27,6 +26,7 @@ from ramanid.drivers.errors import (
     DeviceUnsupported,
 )
 from ramanid.drivers.transport import Transport
+
 from ramanid.errors import UsageError
 
 #: NACK error numbers worth one more try (transmission damage or a busy device).
@@ -191,7 +191,7 @@ class ObpDevice(Device):
 
     def transact(self, msg_type: int, data: bytes = b"", *, command: bool = False,
                  reply_bytes: int = obp.MIN_FRAME + 16, timeout_s: float | None = None,
-                 validate=None) -> obp.Message:  # noqa: ANN001
+                 validate=None) -> obp.Message:
         """Send one request and return the device's reply, retrying damaged exchanges.
 
         Parameters

@@ -67,7 +67,7 @@ class Transport:
             raise DeviceError(f"cannot set {value} baud: {exc}", source=self.url) from exc
 
     @property
-    def raw(self):  # noqa: ANN201 - the pyserial object, for handler-specific calls
+    def raw(self):
         """The underlying pyserial object."""
         return self._ser
 
@@ -153,7 +153,7 @@ class Transport:
         """Close the port (idempotent)."""
         try:
             self._ser.close()
-        except Exception:  # noqa: BLE001 - closing must not raise
+        except Exception:
             pass
 
     def __enter__(self) -> Transport:

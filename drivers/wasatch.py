@@ -172,12 +172,14 @@ class StreamParser:
     def __init__(self, max_length: int = 512) -> None:
         self.max_length = max_length
         self._buf = bytearray()
+        self._wait = 0  # bytes needed before parsing can progress (fast path)
         self.garbage_bytes = 0
         self.bad_frames = 0
 
     def reset(self) -> None:
         """Forget buffered bytes."""
         self._buf.clear()
+        self._wait = 0
 
     @property
     def buffered(self) -> int:
@@ -194,6 +196,9 @@ class StreamParser:
         """Add ``data`` and return the frames and bad-frame events it completes, in order."""
         buf = self._buf
         buf += data
+        if len(buf) < self._wait:
+            return []
+        self._wait = 0
         out: list[Frame | BadFrame] = []
         pos = 0
         n = len(buf)
@@ -217,6 +222,7 @@ class StreamParser:
                 continue
             total = length + 5
             if n - pos < total:
+                self._wait = total
                 break
             end = pos + 3 + length
             crc = 0

@@ -22,7 +22,6 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
-
 from ramanid.drivers import wasatch as w
 from ramanid.drivers import wasatch_eeprom
 from ramanid.drivers.device import Device, Identity
@@ -35,6 +34,7 @@ from ramanid.drivers.errors import (
     LaserInterlockError,
 )
 from ramanid.drivers.transport import Transport
+
 from ramanid.errors import UsageError
 
 #: Status codes worth one more try (damage on the way in, or busy).

@@ -34,6 +34,7 @@ import hashlib
 import json
 import os
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -49,6 +50,8 @@ from ramanid.errors import EXIT_HAZARD, EXIT_OK, InputError, UsageError
 from ramanid.spectrum import SpectrumBatch
 
 DEFAULT_CHUNK_SIZE = 4096
+#: A chunk of at least this many scans on which the engine fails for every scan stops the job.
+SYSTEMIC_FAILURE = 4
 JOB_FILE = "job.json"
 #: Order of change kinds in the ``--since-library`` report.
 CHANGE_ORDER = ("new_hazard", "hazard_changed", "hazard_cleared", "verdict_changed",
@@ -368,14 +371,39 @@ def _error_table(sources: Sequence[str], ids: Sequence[str], message: str,
     return batch_io.make_table(n, **cols)
 
 
+_META_SKIP = {*batch_io.META_COLUMNS, "source", "scan_id"}
+
+
 def _meta_columns(meta: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Metadata columns (and ``meta_extra`` JSON for non-standard keys) from per-row dicts."""
     cols: dict[str, Any] = {k: [m.get(k) for m in meta] for k in batch_io.META_COLUMNS}
-    skip = set(batch_io.META_COLUMNS) | {"source", "scan_id"}
     extra = []
     for m in meta:
-        e = {k: v for k, v in m.items() if k not in skip and v is not None}
+        e = {k: v for k, v in m.items() if k not in _META_SKIP and v is not None}
         extra.append(e or None)
     cols["meta_extra"] = extra
+    return cols
+
+
+def _array_meta_columns(arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The same from column arrays (archive blocks): per-row work only for extra keys."""
+    cols: dict[str, Any] = {}
+    for k, col in arrays.items():
+        if k in batch_io.COLUMN_KIND and k in batch_io.META_COLUMNS:
+            kind = batch_io.COLUMN_KIND[k]
+            numeric = col.dtype.kind in "fiu"
+            cols[k] = col if numeric == (kind == "float") else [
+                None if v is None or (isinstance(v, float) and v != v) else v
+                for v in col.tolist()]
+    extra_keys = [k for k in arrays if k not in _META_SKIP]
+    if extra_keys:
+        lists = [arrays[k].tolist() for k in extra_keys]
+        extra = []
+        for values in zip(*lists, strict=True):
+            e = {k: v for k, v in zip(extra_keys, values, strict=True)
+                 if v is not None and not (isinstance(v, float) and v != v)}
+            extra.append(e or None)
+        cols["meta_extra"] = extra
     return cols
 
 
@@ -384,34 +412,62 @@ def _path_id(path: str) -> str:
 
 
 def _identify(batch: SpectrumBatch, ids: np.ndarray, config: JobConfig,
-              library: str | None) -> batch_io.Table:
-    """Verdict columns for a batch; on an engine failure, scan by scan so only bad ones fail."""
+              library: str | None, meta_cols: dict[str, Any] | None = None) -> batch_io.Table:
+    """Result rows for a batch; an engine failure is isolated to the scans that cause it.
+
+    ``meta_cols`` are the batch's metadata columns when already at hand (archive blocks).
+
+    Raises
+    ------
+    InputError
+        The engine failed on every scan of a chunk of at least :data:`SYSTEMIC_FAILURE` scans:
+        that is a broken engine or library, not bad scans, so the job stops (finished chunks
+        stay checkpointed for ``--resume``).
+    """
+    table, failed = _identify_isolating(batch, ids, config, library)
+    if failed == len(batch) >= SYSTEMIC_FAILURE:
+        raise InputError(f"the engine failed on every scan of a chunk: {table['error'][0]}",
+                         source=batch.meta[0].get("source"),
+                         hint="finished chunks are kept; fix the cause and run with --resume")
+    if meta_cols is None:
+        meta_cols = _meta_columns(batch.meta)
+    table.update({k: batch_io.as_column(v, batch_io.COLUMN_KIND[k])
+                  for k, v in meta_cols.items()})
+    return table
+
+
+def _identify_isolating(batch: SpectrumBatch, ids: np.ndarray, config: JobConfig,
+                        library: str | None) -> tuple[batch_io.Table, int]:
+    """Verdict rows and the number of scans the engine failed on (halving on failure)."""
     proc = get_processor(config, library)
     try:
         verdicts = proc(batch)
     except Exception as exc:  # the engine failed on this chunk: isolate the culprit(s)
         if len(batch) == 1:
-            return _error_table(batch.sources(), ids, f"engine error: {exc}", batch.meta)
-        return batch_io.concat_tables([_identify(batch[i], ids[i:i + 1], config, library)
-                                       for i in range(len(batch))])
+            return _error_table(batch.sources(), ids, f"engine error: {exc}"), 1
+        half = len(batch) // 2
+        a, fa = _identify_isolating(batch[:half], ids[:half], config, library)
+        b, fb = _identify_isolating(batch[half:], ids[half:], config, library)
+        return batch_io.concat_tables([a, b]), fa + fb
     verdicts["scan_id"] = ids
     verdicts["source"] = np.array(batch.sources(), dtype=object)
-    verdicts.update({k: batch_io.as_column(v, batch_io.COLUMN_KIND[k])
-                     for k, v in _meta_columns(batch.meta).items()})
     verdicts["status"] = np.full(len(batch), "ok", dtype=object)
-    return batch_io.make_table(len(batch), **verdicts)
+    return batch_io.make_table(len(batch), **verdicts), 0
 
 
-def _read_task(task: Task) -> tuple[list[SpectrumBatch], list[tuple[int, batch_io.Table]]]:
+def _read_task(task: Task) -> tuple[list[SpectrumBatch], list[tuple[int, batch_io.Table]],
+                                   dict[str, Any] | None]:
     """The task's readable scans, and error rows for each file that could not be read.
 
     Each error table comes with its position: the number of batches read before that file.
+    For an archive task, the third item holds the metadata columns of its one batch.
     """
     if task.kind == "archive":
         from ramanid.io.archive import ArchiveReader
 
         with ArchiveReader(task.path) as reader:
-            return [reader.read_block(task.start, task.stop).to_batch(task.path)], []
+            block = reader.read_block(task.start, task.stop)
+        return [block.to_batch(task.path)], [], _array_meta_columns(block.meta_arrays())
     from ramanid.io import read_batches
 
     batches: list[SpectrumBatch] = []
@@ -420,18 +476,19 @@ def _read_task(task: Task) -> tuple[list[SpectrumBatch], list[tuple[int, batch_i
         try:
             batches.extend(read_batches(f))
         except InputError as exc:
-            errors.append((len(batches), _error_table([f], [_path_id(f)], exc.one_line())))
+            reason = exc.message + (f"; {exc.hint}" if exc.hint else "")
+            errors.append((len(batches), _error_table([f], [_path_id(f)], reason)))
         except Exception as exc:  # a reader bug must not stop an archive-wide job
             errors.append((len(batches), _error_table(
-                [f], [_path_id(f)], f"{f}: cannot read ({type(exc).__name__}: {exc})")))
-    return batches, errors
+                [f], [_path_id(f)], f"cannot read ({type(exc).__name__}: {exc})")))
+    return batches, errors, None
 
 
 def process_task(task: Task, config: JobConfig) -> tuple[batch_io.Table, batch_io.Table | None]:
     """Read and identify one task's scans: its result table (in input order) and changes."""
     from ramanid.io.archive import scan_ids
 
-    batches, errors = _read_task(task)
+    batches, errors, block_meta = _read_task(task)
     # Identify scans sharing an axis together (one engine call per axis), then restore order.
     groups: dict[bytes, list[int]] = {}
     for i, b in enumerate(batches):
@@ -442,9 +499,9 @@ def process_task(task: Task, config: JobConfig) -> tuple[batch_io.Table, batch_i
         batch = batches[members[0]] if len(members) == 1 else SpectrumBatch.concat(
             [batches[i] for i in members])
         ids = scan_ids(batch)
-        tables.append((members, _identify(batch, ids, config, config.library)))
+        tables.append((members, _identify(batch, ids, config, config.library, block_meta)))
         if config.old_library:
-            old_tables.append(_identify(batch, ids, config, config.old_library))
+            old_tables.append(_identify(batch, ids, config, config.old_library, block_meta))
     # row order: batches in read order, each error row after the batches read before it
     sizes = [len(b) for b in batches]
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
@@ -514,6 +571,69 @@ def compare_tables(old: batch_io.Table, new: batch_io.Table) -> batch_io.Table:
         new_library_version=new["library_version"][rows])
 
 
+_BLAS: list[Any] = []
+_BLAS_LOCK = threading.Lock()
+_BLAS_USERS = [0, 1]   # tasks running in this process, thread count to restore
+
+
+def _openblas_threads() -> tuple[Callable[[int], Any], Callable[[], int]] | None:
+    """(set, get) of the loaded OpenBLAS's thread count, or None when not found (cached)."""
+    if not _BLAS:
+        _BLAS.append(_find_openblas())
+    return _BLAS[0]
+
+
+def _find_openblas() -> tuple[Callable[[int], Any], Callable[[], int]] | None:
+    import ctypes
+
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as fh:
+            libs = sorted({ln.split()[-1] for ln in fh
+                           if "openblas" in ln.lower() and ".so" in ln.split()[-1]})
+    except OSError:
+        return None
+    for lib in libs:
+        try:
+            cdll = ctypes.CDLL(lib)
+        except OSError:
+            continue
+        for suffix in ("64_", "_64_", ""):
+            for prefix in ("scipy_openblas", "openblas"):
+                setter = getattr(cdll, f"{prefix}_set_num_threads{suffix}", None)
+                getter = getattr(cdll, f"{prefix}_get_num_threads{suffix}", None)
+                if setter is not None and getter is not None:
+                    setter.argtypes = [ctypes.c_int]
+                    return setter, getter
+    return None
+
+
+@contextlib.contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """Run the block with one OpenBLAS thread (restored afterwards).
+
+    Every task runs this way whatever executes it (the calling process, a process or thread
+    pool, Dask): parallelism comes from the workers, and floating-point results are then
+    bit-identical however the job runs (multi-threaded BLAS may sum in another order).
+    """
+    funcs = _openblas_threads()
+    if funcs is None:
+        yield
+        return
+    setter, getter = funcs
+    with _BLAS_LOCK:        # concurrent tasks in threads: the first sets, the last restores
+        if _BLAS_USERS[0] == 0:
+            _BLAS_USERS[1] = int(getter())
+            setter(1)
+        _BLAS_USERS[0] += 1
+    try:
+        yield
+    finally:
+        with _BLAS_LOCK:
+            _BLAS_USERS[0] -= 1
+            if _BLAS_USERS[0] == 0:
+                setter(_BLAS_USERS[1])
+
+
 def run_task(task: Task, config: JobConfig) -> dict[str, Any]:
     """Run one task and checkpoint it; return its summary (as a dict). Idempotent.
 
@@ -523,7 +643,8 @@ def run_task(task: Task, config: JobConfig) -> dict[str, Any]:
     part, summary_file, changes_file = _part_paths(config, task.index)
     if part.exists() and summary_file.exists():
         return json.loads(summary_file.read_text())
-    table, changes = process_task(task, config)
+    with one_blas_thread():
+        table, changes = process_task(task, config)
     summary = Summary.of_table(table, changes).to_dict()
     summary["task"] = task.index
     if changes is not None:

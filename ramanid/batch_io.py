@@ -50,6 +50,10 @@ RESULT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("qc_fluorescence", "float"),
     ("qc_coverage", "float"),
     ("qc", "json"),
+    ("shift_cm1", "float"),
+    ("residual_r", "float"),
+    ("best_provenance", "str"),
+    ("warnings", "json"),
     ("library_version", "str"),
     ("library_sha256", "str"),
     ("recipe", "json"),
@@ -107,10 +111,19 @@ def empty_column(kind: str, n: int) -> np.ndarray:
 
 
 def as_column(values: Iterable[Any] | np.ndarray, kind: str) -> np.ndarray:
-    """Coerce values to a column of ``kind`` (None/NaN/"" become unknown)."""
-    if kind == "float":
-        if isinstance(values, np.ndarray) and values.dtype.kind in "fiub":
+    """Coerce values to a column of ``kind`` (None/NaN/"" become unknown).
+
+    Fast path: an object array for a text column is taken to hold ``str`` or None already
+    (only ``""`` is turned into None); a numeric array for a float column is cast.
+    """
+    if isinstance(values, np.ndarray):
+        if kind == "float" and values.dtype.kind in "fiub":
             return values.astype(np.float64)
+        if kind != "float" and values.dtype == object:
+            out = values.copy()
+            out[out == ""] = None
+            return out
+    if kind == "float":
         out = []
         for v in values:
             try:

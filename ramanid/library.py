@@ -57,85 +57,18 @@ STATUSES = ("pending", "approved", "retired")
 #: Environment variable naming the library to load when no path is given.
 LIBRARY_ENV = "RAMANID_LIBRARY"
 
-# -- temporary fallback recipe -----------------------------------------------------------------
-#: Name of the stand-in recipe used only while ``ramanid.preprocess`` is not available.
-FALLBACK_RECIPE_NAME = "temporary-fallback"
-
-
-class _FallbackProcessed:
-    def __init__(self, axis: np.ndarray, X: np.ndarray, qc: dict[str, np.ndarray]) -> None:
-        self.axis, self.X, self.qc = axis, X, qc
-
-
-@dataclass
-class TemporaryFallbackRecipe:
-    """Stand-in for :class:`ramanid.preprocess.Recipe` until the engine publishes it.
-
-    Linear resampling onto ``start..stop`` (step ``step``) cm-1, zero outside the measured
-    range, rows mean-centred and scaled to unit L2 norm. No baseline or spike removal: use it
-    only for baseline-subtracted spectra. Libraries built with it must be rebuilt with the
-    engine's recipe.
-    """
-
-    start: float = 400.0
-    stop: float = 1800.0
-    step: float = 2.0
-    name: str = FALLBACK_RECIPE_NAME
-    version: str = "0"
-
-    @property
-    def axis(self) -> np.ndarray:
-        """The output axis."""
-        n = int(round((self.stop - self.start) / self.step)) + 1
-        return self.start + self.step * np.arange(n, dtype=np.float64)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Parameters as a JSON-ready dict."""
-        return {"name": self.name, "version": self.version,
-                "params": {"start": self.start, "stop": self.stop, "step": self.step}}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> TemporaryFallbackRecipe:
-        """Inverse of :meth:`to_dict`."""
-        return cls(**{k: float(v) for k, v in d.get("params", {}).items()})
-
-    def process(self, batch: Any) -> _FallbackProcessed:
-        """Resample, mean-centre and L2-normalise every row of ``batch``."""
-        ax = self.axis
-        src_axis = np.asarray(batch.axis, float)
-        Y = np.asarray(batch.intensity, float)
-        inside = (ax >= src_axis[0]) & (ax <= src_axis[-1])
-        X = np.zeros((Y.shape[0], ax.size))
-        if inside.any():
-            idx = np.clip(np.searchsorted(src_axis, ax[inside]), 1, src_axis.size - 1)
-            x0, x1 = src_axis[idx - 1], src_axis[idx]
-            w = (ax[inside] - x0) / (x1 - x0)
-            X[:, inside] = Y[:, idx - 1] * (1 - w) + Y[:, idx] * w
-            mean = X[:, inside].mean(axis=1, keepdims=True)
-            X[:, inside] -= mean
-        norm = np.linalg.norm(X, axis=1, keepdims=True)
-        X = X / np.where(norm > 0, norm, 1.0)
-        cover = np.full(Y.shape[0], inside.mean())
-        return _FallbackProcessed(ax, X.astype(np.float32), {"coverage": cover})
-
-
+# -- recipe ------------------------------------------------------------------------------------
 def recipe_from_dict(d: Mapping[str, Any]) -> Any:
-    """Recipe object for a recipe dict (the engine's ``Recipe`` or the temporary fallback)."""
-    if d.get("name") == FALLBACK_RECIPE_NAME:
-        return TemporaryFallbackRecipe.from_dict(d)
+    """Recipe object (``ramanid.preprocess.Recipe``) for a library's recipe dict."""
     from ramanid.preprocess import Recipe
 
     return Recipe.from_dict(dict(d))
 
 
 def default_recipe() -> Any:
-    """The engine's default recipe, or :class:`TemporaryFallbackRecipe` before it exists."""
-    try:
-        from ramanid.preprocess import default_recipe as _engine_default
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("ramanid.preprocess",):
-            raise
-        return TemporaryFallbackRecipe()
+    """The engine's default recipe (``ramanid.preprocess.default_recipe()``)."""
+    from ramanid.preprocess import default_recipe as _engine_default
+
     return _engine_default()
 
 
@@ -275,7 +208,7 @@ def entry_hash(entry: Entry, axis: np.ndarray, values: np.ndarray, processed: np
     return h.hexdigest()
 
 
-def _slug(text: str) -> str:
+def slugify(text: str) -> str:
     return "-".join("".join(c.lower() if c.isalnum() else " " for c in text).split())
 
 
@@ -440,7 +373,7 @@ class Library:
             return self._cache["index"][self.entry(entry_id).id]
 
     def entry(self, key: str) -> Entry:
-        """Find an entry by id, unique id prefix (>= 4 characters) or name/synonym.
+        """Find an entry by id, name, synonym, substance key or unique id prefix (>= 4 chars).
 
         Raises
         ------
@@ -452,12 +385,12 @@ class Library:
             if e.id == key_s:
                 return e
         low = key_s.lower()
-        hits = [e for e in self.all_entries if len(low) >= 4 and e.id.startswith(low)]
-        if not hits:
-            hits = [e for e in self.all_entries if e.name.lower() == low]
+        hits = [e for e in self.all_entries if e.name.lower() == low]
         if not hits:
             hits = [e for e in self.all_entries
-                    if low in (s.lower() for s in e.synonyms) or e.substance == _slug(key_s)]
+                    if low in (s.lower() for s in e.synonyms) or e.substance == slugify(key_s)]
+        if not hits:
+            hits = [e for e in self.all_entries if len(low) >= 4 and e.id.startswith(low)]
         if len(hits) > 1:
             active = [e for e in hits if e.status != "retired"]
             hits = active if len(active) == 1 else hits
@@ -537,7 +470,7 @@ class Library:
         self._touch("add", by, e.id, f"{e.name} ({e.provenance_kind}, {e.status})", at)
         return e
 
-    def approve(self, key: str, *, by: str, at: str | None = None) -> Entry:
+    def approve(self, key: str, *, by: str, at: str | None = None, note: str = "") -> Entry:
         """Make a pending (or retired) entry usable, recording who approved it and when."""
         e = self.entry(key)
         if not by:
@@ -546,7 +479,7 @@ class Library:
             raise UsageError(f"entry {e.id} ({e.name}) is approved already", source=self.path)
         at = at or _now()
         e.status, e.approved_by, e.approved_at = "approved", by, at
-        self._touch("approve", by, e.id, e.name, at)
+        self._touch("approve", by, e.id, f"{e.name} {note}".strip(), at)
         return e
 
     def retire(self, key: str, *, by: str | None = None, reason: str = "",
@@ -640,7 +573,7 @@ def _make_entries(sources: Sequence[LibrarySource], recipe: Any, *, by: str | No
                              "length")
         if np.any(np.diff(s.axis) <= 0) or not np.all(np.isfinite(s.values)):
             raise UsageError(f"entry {meta['name']!r}: axis must increase and values be finite")
-        meta.setdefault("substance", _slug(meta["name"]))
+        meta.setdefault("substance", slugify(meta["name"]))
         meta.setdefault("provenance_kind", "measured")
         if status is not None and "status" not in meta:
             meta["status"] = status
@@ -707,7 +640,8 @@ def build_library(sources: Sequence[LibrarySource], recipe: Any = None, *,
     changelog
         Initial change log; default one ``build`` record.
     sort
-        Order entries by (name, id) so the result does not depend on the input order.
+        Order entries by (name, id) before processing, so that the result (including the
+        last bits of the processed rows) does not depend on the input order.
 
     Returns
     -------
@@ -715,10 +649,15 @@ def build_library(sources: Sequence[LibrarySource], recipe: Any = None, *,
     """
     created = created or _now()
     recipe_obj = _as_recipe(recipe)
-    entries, rows = _make_entries(list(sources), recipe_obj, by=by, status=status, at=created)
-    order = sorted(range(len(entries)), key=lambda i: (entries[i].name.lower(), entries[i].id)) \
-        if sort else list(range(len(entries)))
-    ids = [entries[i].id for i in order]
+    sources = list(sources)
+    if sort:  # canonical order before processing: the result does not depend on input order
+        keys = [(str(s.meta.get("name", "")).lower(),
+                 entry_id_for(str(s.meta.get("name", "")),
+                              str(s.meta.get("provenance_kind", "measured")), s.axis, s.values))
+                for s in sources]
+        sources = [sources[i] for i in sorted(range(len(sources)), key=keys.__getitem__)]
+    entries, rows = _make_entries(sources, recipe_obj, by=by, status=status, at=created)
+    ids = [e.id for e in entries]
     if len(set(ids)) != len(ids):
         dup = sorted({i for i in ids if ids.count(i) > 1})
         raise UsageError(f"duplicate entries (same name and spectrum): {', '.join(dup)}")
@@ -729,10 +668,9 @@ def build_library(sources: Sequence[LibrarySource], recipe: Any = None, *,
     log = changelog if changelog is not None else [
         {"version": version, "at": created, "by": by, "action": "build", "entry_id": None,
          "note": f"built from {len(entries)} sources"}]
-    return Library(recipe=recipe_obj.to_dict(), axis=axis,
-                   entries=[entries[i] for i in order],
+    return Library(recipe=recipe_obj.to_dict(), axis=axis, entries=entries,
                    raw={e.id: (s.axis, s.values) for e, s in zip(entries, sources, strict=True)},
-                   processed=rows[order] if len(order) else rows, version=version,
+                   processed=rows, version=version,
                    parent_version=parent_version, created=created, name=name,
                    description=description, changelog=log)
 
@@ -884,9 +822,16 @@ def load_library(path: str | os.PathLike[str] | None = None, *, verify: bool = T
                                hint="this is not a ramanid library, or its header was damaged")
     if verify and info is not None and _file_sha(path) != info.get("file_sha256"):
         problems.append("file contents do not match the file hash (bytes were changed)")
+        if not allow_tampered:  # refuse before the HDF5 library parses untrusted bytes
+            raise LibraryError("library refused: its contents were altered or damaged (file "
+                               "hash mismatch)", source=path,
+                               hint="do not use it; load the laboratory's signed copy "
+                                    "(`ramanid library verify` lists what changed)")
     try:
         lib = _read_hdf5(h5py, path)
-    except (OSError, KeyError, ValueError, TypeError) as exc:
+    except LibraryError:
+        raise
+    except Exception as exc:  # any failure of a damaged file is a refusal, never a traceback
         msg = f"library file is damaged and cannot be read ({exc.__class__.__name__}: {exc})"
         raise LibraryError(" ".join(msg.split())[:300], source=path,
                            hint="restore it from the laboratory's signed copy") from None
@@ -958,6 +903,41 @@ def _read_hdf5(h5py: Any, path: Path) -> Library:
 
 
 # -- comparing versions ------------------------------------------------------------------------
+def library_differences(a: Library, b: Library, *, atol: float = 1e-5) -> list[str]:
+    """Differences between two libraries that should be the same build (empty list: same).
+
+    Header, recipe, change log, entry metadata and raw spectra must be identical; processed rows
+    may differ by ``atol`` (floating-point results of the recipe can differ in the last bits
+    between machines and numerical libraries). Used to check the shipped library against a
+    fresh build.
+    """
+    out = []
+    if a._header() != b._header():
+        out.append(f"header differs: {a._header()} != {b._header()}")
+    if a.recipe != b.recipe:
+        out.append("recipe differs (rebuild with the current recipe)")
+    if a.changelog != b.changelog:
+        out.append("change log differs")
+    ia, ib = [e.id for e in a.all_entries], [e.id for e in b.all_entries]
+    if ia != ib:
+        out.append(f"entry ids differ: {sorted(set(ia) ^ set(ib))}")
+        return out
+    for ea, eb in zip(a.all_entries, b.all_entries, strict=True):
+        if ea.to_dict() != eb.to_dict():
+            out.append(f"metadata of {ea.id} ({ea.name}) differs")
+        ra, rb = a._raw[ea.id], b._raw[eb.id]
+        if not (np.array_equal(ra[0], rb[0]) and np.array_equal(ra[1], rb[1])):
+            out.append(f"raw spectrum of {ea.id} ({ea.name}) differs")
+    if a.axis.shape != b.axis.shape or not np.allclose(a.axis, b.axis, rtol=0, atol=1e-9):
+        out.append("library axis differs")
+    else:
+        dev = float(np.abs(a._processed.astype(np.float64) - b._processed).max(initial=0.0))
+        if dev > atol:
+            out.append(f"processed spectra differ by up to {dev:.2g} (> {atol:g}): the recipe's "
+                       "implementation changed; rebuild")
+    return out
+
+
 def diff_libraries(old: Library, new: Library) -> dict[str, Any]:
     """What changed from ``old`` to ``new``: the input analysts need to re-identify archives.
 
@@ -1006,8 +986,22 @@ def diff_libraries(old: Library, new: Library) -> dict[str, Any]:
 
 
 __all__ = [
-    "ENTRY_FIELDS", "FALLBACK_RECIPE_NAME", "FORMAT_VERSION", "HAZARD_LEVELS", "PROVENANCE_KINDS",
-    "STATUSES", "Entry", "Library", "LibrarySource", "TemporaryFallbackRecipe", "build_library",
-    "canonical_json", "default_library_path", "default_recipe", "diff_libraries",
-    "entry_id_for", "library_from_batch", "load_library", "recipe_from_dict",
+    "ENTRY_FIELDS",
+    "FORMAT_VERSION",
+    "HAZARD_LEVELS",
+    "PROVENANCE_KINDS",
+    "STATUSES",
+    "Entry",
+    "Library",
+    "LibrarySource",
+    "build_library",
+    "canonical_json",
+    "default_library_path",
+    "default_recipe",
+    "diff_libraries",
+    "entry_id_for",
+    "library_differences",
+    "library_from_batch",
+    "load_library",
+    "recipe_from_dict",
 ]

@@ -120,6 +120,23 @@ class Matcher:
         """Scan rows in the matcher's space (derivative when enabled)."""
         return _derivative(X, lo, hi) if self.derivative else X
 
+    def chunk_rows(self) -> int:
+        """Scans per product block so that ``n * S * N`` stays bounded."""
+        return max(16, _MAX_CELLS // max(1, self.flat.shape[0]))
+
+    def raw(self, X: np.ndarray, lo: int = 0, hi: int | None = None
+            ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Dot products of the scans with every shifted entry, ``(n, S, N)`` float32.
+
+        Returns the products and the per-(shift, entry) norm over ``[lo, hi)`` (None when the
+        scans cover the whole axis); ``r = products / norm``.
+        """
+        hi = self.n_points if hi is None else hi
+        Xp = self.prepare(X, lo, hi)
+        prod = (Xp @ self.flat.T).reshape(Xp.shape[0], self.shifts.size, self.n_entries)
+        den = self._denominator(lo, hi)
+        return prod, (None if den is None else den.reshape(self.shifts.size, self.n_entries))
+
     def scores(self, X: np.ndarray, lo: int = 0, hi: int | None = None
                ) -> tuple[np.ndarray, np.ndarray]:
         """Correlation of every scan with every entry, best over the shifts.
@@ -134,35 +151,25 @@ class Matcher:
         (numpy.ndarray, numpy.ndarray)
             ``score`` (n, N) float32 and the index of the best shift per entry (n, N) int16.
         """
-        hi = self.n_points if hi is None else hi
-        Xp = self.prepare(X, lo, hi)
-        den = self._denominator(lo, hi)
-        n = Xp.shape[0]
-        S = self.shifts.size
+        n = X.shape[0]
         best = np.empty((n, self.n_entries), dtype=np.float32)
         arg = np.empty((n, self.n_entries), dtype=np.int16)
-        chunk = max(1, _MAX_CELLS // max(1, self.flat.shape[0]))
+        chunk = self.chunk_rows()
         for a in range(0, n, chunk):
-            raw = Xp[a:a + chunk] @ self.flat.T
-            if den is not None:
-                raw /= den
-            raw = raw.reshape(-1, S, self.n_entries)
-            arg[a:a + chunk] = raw.argmax(axis=1)
-            best[a:a + chunk] = raw.max(axis=1)
+            prod, den = self.raw(X[a:a + chunk], lo, hi)
+            r = prod if den is None else prod / den
+            arg[a:a + chunk] = r.argmax(axis=1)
+            best[a:a + chunk] = r.max(axis=1)
         return best, arg
 
-    def refine_shift(self, X: np.ndarray, entry: np.ndarray, shift_idx: np.ndarray,
-                     lo: int = 0, hi: int | None = None) -> np.ndarray:
-        """Sub-step shift (cm-1) of one entry per scan by a parabola through 3 shifted scores."""
+    def gram(self, lo: int = 0, hi: int | None = None) -> np.ndarray:
+        """Gram matrix (N, N) of the unshifted entries, centred on ``[lo, hi)`` (cached)."""
         hi = self.n_points if hi is None else hi
-        if self.shifts.size < 3:
-            return self.shifts[shift_idx]
-        Xp = self.prepare(X, lo, hi)
-        si = np.clip(shift_idx, 1, self.shifts.size - 2)
-        rows = np.stack([self.stack[si + d, entry] for d in (-1, 0, 1)], axis=1)  # (n,3,M)
-        s = np.matmul(rows, Xp[:, :, None])[..., 0].astype(np.float64)
-        den = 2 * (s[:, 0] - 2 * s[:, 1] + s[:, 2])
-        off = np.where(den < 0, (s[:, 0] - s[:, 2]) / np.where(den < 0, den, -1.0), 0.0)
-        off = np.clip(off, -1.0, 1.0)
-        step = self.shifts[1] - self.shifts[0]
-        return self.shifts[si] + off * step
+        key = (lo, hi)
+        cache = self.__dict__.setdefault("_gram_cache", {})
+        if key not in cache:
+            a = self.stack[self.zero][:, lo:hi].astype(np.float64)
+            a = a - a.mean(axis=1, keepdims=True)
+            cache.clear()
+            cache[key] = a @ a.T
+        return cache[key]

@@ -18,12 +18,15 @@ English figure text (the terminal output stays Arabic).
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ramanid import i18n
 
+#: Characters per line of the figure's banner.
+BANNER_WIDTH = 100
 #: At most this many hazardous references are drawn (the strongest by estimated fraction).
 MAX_HAZARD_CURVES = 3
 
@@ -63,8 +66,8 @@ def _banner_text(record: Mapping[str, Any], lang: str) -> tuple[str, str]:
     """Banner text and colour for the figure."""
     from ramanid.report import (
         has_hazard_notice,
-        hazard_supplement,
         hazard_level,
+        hazard_supplement,
         is_hazard,
         is_opioid_hazard,
         is_simulated,
@@ -93,8 +96,9 @@ def _banner_text(record: Mapping[str, Any], lang: str) -> tuple[str, str]:
     lines.append(verdict_line(record, lang))
     extra = hazard_supplement(record, lang)
     if extra:
-        lines[-1] += "  " + extra
-    return "\n".join(lines), colour
+        lines.append(extra)
+    wrapped = [part for line in lines for part in textwrap.wrap(line, BANNER_WIDTH) or [""]]
+    return "\n".join(wrapped), colour
 
 
 def plot_result(record: Mapping[str, Any], scan: Any, library: Any, out: str | Path, *,
@@ -146,16 +150,18 @@ def plot_result(record: Mapping[str, Any], scan: Any, library: Any, out: str | P
     residual = y - fit
 
     text, colour = _banner_text(record, lang)
-    fig = plt.figure(figsize=(10, 6.4))
-    grid = fig.add_gridspec(3, 1, height_ratios=[0.9, 3.0, 1.2], hspace=0.35, left=0.08,
-                            right=0.98, top=0.97, bottom=0.08)
+    n_lines = text.count("\n") + 1
+    banner_h = 0.22 * n_lines + 0.25  # inches
+    fig = plt.figure(figsize=(10, 5.4 + banner_h))
+    grid = fig.add_gridspec(3, 1, height_ratios=[banner_h, 3.2, 1.3], hspace=0.3, left=0.08,
+                            right=0.98, top=0.98, bottom=0.08)
     ax_b = fig.add_subplot(grid[0])
     ax_b.set_axis_off()
     ax_b.add_patch(plt.Rectangle((0, 0), 1, 1, transform=ax_b.transAxes, color=colour,
                                  clip_on=False))
     dark = colour in ("#cc0000",)
     ax_b.text(0.5, 0.5, text, transform=ax_b.transAxes, ha="center", va="center",
-              fontsize=11, fontweight="bold", color="white" if dark else "black", wrap=True)
+              fontsize=10, fontweight="bold", color="white" if dark else "black")
 
     ax = fig.add_subplot(grid[1])
     # draw only the part of the library axis the scan covers (when the recipe reports it)

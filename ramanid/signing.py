@@ -147,7 +147,7 @@ def trusted_keys_dir() -> Path:
 
 
 def load_trusted_keys(keys: Iterable[str | bytes | os.PathLike[str]] | None = None) -> list[bytes]:
-    """Raw public keys to trust: the given ones, else every ``*.pub`` in :func:`trusted_keys_dir`."""
+    """Raw public keys to trust: the given ones, else ``*.pub`` in :func:`trusted_keys_dir`."""
     if keys is not None:
         return [parse_public_key(k) for k in keys]
     directory = trusted_keys_dir()

@@ -1,1 +1,5 @@
-"""Reference library sources, provenance and the builder (installed as ``ramanid.spectra_library``)."""
+"""Reference library sources with provenance, the builder and the shipped default library.
+
+Installed as ``ramanid.spectra_library``. ``sources.json`` is the catalogue, ``modelled.json`` the
+modelled entries, ``build.py`` the builder, ``data/default.h5`` the built library.
+"""

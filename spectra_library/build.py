@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m ramanid.spectra_library.build                  # writes spectra_library/data/default.h5
+    python -m ramanid.spectra_library.build     # writes spectra_library/data/default.h5
     python -m ramanid.spectra_library.build --check          # fresh build == shipped file?
     ramanid library build spectra_library/sources.json --out spectra_library/data/default.h5
 
@@ -85,8 +85,9 @@ def measured_sources(catalogue: dict[str, Any], root: Path) -> list[Any]:
 
 def modelled_sources(catalogue: dict[str, Any], root: Path) -> list[Any]:
     """LibrarySource objects of the modelled entries (Lorentzian bands, with citations)."""
-    from ramanid.library import LibrarySource
     from ramanid.spectra_library.modelled import render_entry
+
+    from ramanid.library import LibrarySource
 
     if not catalogue.get("modelled"):
         return []
@@ -145,16 +146,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="do not write; exit 1 unless the --out file equals a fresh build")
     args = p.parse_args(argv)
     from ramanid.errors import RamanidError
-    from ramanid.library import load_library
+    from ramanid.library import library_differences, load_library
 
     try:
         lib = build_from_catalogue(args.catalogue)
         if args.check:
             shipped = load_library(args.out)
-            same = shipped.sha256 == lib.sha256
-            print(f"shipped {shipped.sha256}\nfresh   {lib.sha256}\n"
-                  f"{'identical' if same else 'DIFFERENT: rebuild the library'}")
-            return 0 if same else 1
+            diffs = library_differences(shipped, lib)
+            print(f"shipped {shipped.sha256}\nfresh   {lib.sha256}")
+            print("\n".join(diffs) if diffs else "equivalent (same sources, metadata, recipe)")
+            return 1 if diffs else 0
         lib.save(args.out)
     except RamanidError as exc:
         print(f"error: {exc.one_line()}", file=sys.stderr)

@@ -5,7 +5,8 @@ For each checked entry (pending ones by default):
 * signal-to-noise, saturation, fluorescence and axis coverage: the QC figures of the library's own
   recipe (``Recipe.process(batch).qc``), flagged against the engine's QC limits;
 * calibration state: the calibration record the spectrum was taken with, when the entry records
-  one (``acquisition.calibration_id``), else "not recorded";
+  one (``acquisition.calibration_id``), else the device's record at acquisition time
+  (``ramanid.calibration.calibration_status``); reported, not a failure;
 * duplicates: an existing entry with the same content id, or a processed-spectrum correlation of
   at least :data:`DUPLICATE_R`;
 * confusability: the nearest existing entries of *other* substances by match score (Pearson r of
@@ -34,6 +35,31 @@ def engine_limits() -> dict[str, float]:
     except ImportError:
         return dict(FALLBACK_LIMITS)
     return {k: float(getattr(Thresholds, k, v)) for k, v in FALLBACK_LIMITS.items()}
+
+
+def _calibration_state(entry: Any) -> dict[str, Any]:
+    """Calibration of the spectrum: the record named in the entry, else the device's record
+    (``ramanid.calibration.calibration_status``) at the acquisition time."""
+    acq = entry.acquisition
+    if acq.get("calibration_id"):
+        return {"state": "ok", "id": acq["calibration_id"],
+                "detail": f"recorded calibration {acq['calibration_id']}"}
+    serial = acq.get("device_serial") or acq.get("serial")
+    if entry.provenance_kind != "measured":
+        return {"state": "n/a", "id": None, "detail": f"{entry.provenance_kind} entry"}
+    try:
+        import datetime as dt
+
+        from ramanid.calibration import calibration_status
+    except ImportError:  # pragma: no cover - calibration package absent
+        return {"state": "not recorded", "id": None, "detail": "no calibration recorded"}
+    try:
+        when = dt.datetime.fromisoformat(acq["timestamp"]) if acq.get("timestamp") else None
+    except ValueError:
+        when = None
+    st = calibration_status(serial, when)
+    return {"state": st["state"], "id": st.get("id"),
+            "detail": st.get("warning") or f"device {serial}: calibration {st.get('id')}"}
 
 
 def validate_entries(library: Any, entry_ids: list[str] | None = None, *, top: int = 3,
@@ -94,9 +120,9 @@ def validate_entries(library: Any, entry_ids: list[str] | None = None, *, top: i
             flags.append(f"strong fluorescence background ({q['fluorescence']:.1f})")
         if q.get("coverage", 1.0) < lim["min_coverage"]:
             flags.append(f"covers only {q['coverage']:.0%} of the library axis")
-        calib = e.acquisition.get("calibration_id")
-        if e.provenance_kind == "measured" and not calib:
-            flags.append("calibration state not recorded")
+        calib = _calibration_state(e)
+        if e.provenance_kind == "measured" and calib["state"] != "ok":
+            flags.append(f"calibration state: {calib['state']} ({calib['detail']})")
         if e.provenance_kind != "measured":
             flags.append(f"{e.provenance_kind} entry, not a measured spectrum")
         if dups:
@@ -107,17 +133,20 @@ def validate_entries(library: Any, entry_ids: list[str] | None = None, *, top: i
         reports.append({
             "id": e.id, "name": e.name, "substance": e.substance, "status": e.status,
             "provenance_kind": e.provenance_kind, **{k: round(v, 4) for k, v in q.items()},
-            "calibration": calib or "not recorded", "duplicates": dups, "nearest": nearest,
+            "calibration": calib, "duplicates": dups, "nearest": nearest,
             "confusable": confusable, "confusable_at": round(confusable_at, 4),
             "flags": flags,
             "ok": not any(f for f in flags if not f.startswith("calibration state")),
+            # calibration is reported, not failed: external reference spectra (e.g. the
+            # ENLIGHTEN set) carry their maker's calibration, not a record of this lab
         })
     return reports
 
 
 def format_table(reports: list[dict[str, Any]]) -> str:
     """Plain-text table of :func:`validate_entries` reports."""
-    head = f"{'id':16}  {'name':24} {'SNR':>7} {'sat%':>6} {'cover':>6}  {'nearest other':30}  flags"
+    head = (f"{'id':16}  {'name':24} {'SNR':>7} {'sat%':>6} {'cover':>6}  "
+            f"{'nearest other':30}  flags")
     lines = [head, "-" * len(head)]
     for r in reports:
         near = r["nearest"][0] if r["nearest"] else None

@@ -49,7 +49,7 @@ def render_bands(axis: np.ndarray, bands: Sequence[Sequence[float]], fwhm: float
 def procedure_axis(procedure: Mapping[str, Any]) -> np.ndarray:
     """The grid of the procedure (``axis`` start/stop/step)."""
     a = procedure["axis"]
-    n = int(round((a["stop"] - a["start"]) / a["step"])) + 1
+    n = round((a["stop"] - a["start"]) / a["step"]) + 1
     return a["start"] + a["step"] * np.arange(n, dtype=np.float64)
 
 

@@ -50,7 +50,7 @@ def parse_sim_url(url: str) -> tuple[str, dict[str, str]]:
     return profile, dict(parse_qsl(parts.query, keep_blank_values=True))
 
 
-def make_engine(profile: str = "sts", **options: Any):  # noqa: ANN201 - SimEngine (lazy import)
+def make_engine(profile: str = "sts", **options: Any):
     """Build a simulated device with its paced, fault-injecting engine.
 
     Parameters

@@ -75,7 +75,7 @@ class SimEngine:
     """
 
     def __init__(self, device: SimDevice, faults: FaultPlan | None = None, pace: bool = True,
-                 clock=time.monotonic) -> None:  # noqa: ANN001
+                 clock=time.monotonic) -> None:
         self.device = device
         self.faults = faults or FaultPlan()
         self.pace = pace
@@ -87,6 +87,13 @@ class SimEngine:
         self.host_baud: int | None = None  # known for sim:// only; None = do not check
         self.bytes_in = 0
         self.bytes_out = 0
+
+    def set_faults(self, plan: FaultPlan) -> None:
+        """Replace the fault plan (engine byte faults and the device's refusals)."""
+        with self.lock:
+            self.faults = plan
+            if hasattr(self.device, "faults"):
+                self.device.faults = plan
 
     # -- host -> device ------------------------------------------------------------------------
     def receive(self, data: bytes) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import struct
 
 import numpy as np
-
 from ramanid.drivers import obp
 from ramanid.drivers.simulator.engine import Reply
 from ramanid.drivers.simulator.faults import FaultPlan

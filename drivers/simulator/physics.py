@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-
 from ramanid.calibration.units import pixel_to_wavelength, wavelength_to_shift
 from ramanid.drivers.simulator.samples import Sample
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import time
 
+from ramanid.drivers.simulator import make_engine, parse_sim_url
 from serial.serialutil import PortNotOpenError, SerialBase, SerialException, SerialTimeoutException
 
-from ramanid.drivers.simulator import make_engine, parse_sim_url
 from ramanid.errors import RamanidError
 
 
@@ -105,19 +105,19 @@ class Serial(SerialBase):
         pass
 
     @property
-    def cts(self) -> bool:  # noqa: D102
+    def cts(self) -> bool:
         return True
 
     @property
-    def dsr(self) -> bool:  # noqa: D102
+    def dsr(self) -> bool:
         return True
 
     @property
-    def ri(self) -> bool:  # noqa: D102
+    def ri(self) -> bool:
         return False
 
     @property
-    def cd(self) -> bool:  # noqa: D102
+    def cd(self) -> bool:
         return True
 
 

@@ -82,13 +82,37 @@ def find_sample_file(name: str) -> Path:
                      hint="give a file path, or a name from ../shared/data/enlighten/library")
 
 
+def _from_library(name: str) -> Sample | None:
+    """A *measured* entry of the bundled library by name or synonym (None when absent)."""
+    try:
+        from ramanid.library import load_library
+
+        lib = load_library()
+    except Exception:
+        return None
+    wanted = name.lower().strip()
+    for e in lib.all_entries:
+        names = [e.name, *(getattr(e, "synonyms", None) or [])]
+        if e.provenance_kind == "measured" and any(n.lower() == wanted for n in names):
+            shift, inten = lib.raw(e.id)
+            return _sample(e.name, shift, inten, f"library entry {e.id}: {e.source}")
+    return None
+
+
+def _sample(name: str, shift: np.ndarray, inten: np.ndarray, source: str) -> Sample:
+    order = np.argsort(shift)
+    shift, inten = np.asarray(shift, float)[order], np.asarray(inten, float)[order]
+    return Sample(name, shift, np.clip(np.nan_to_num(inten), 0, None), source)
+
+
 def load_sample(name_or_file: str | Path = DEFAULT_SAMPLE) -> Sample:
     """Load a measured reference spectrum by file path or library name.
 
     Parameters
     ----------
     name_or_file
-        A spectrum file, or the name of a measured library spectrum (e.g. ``"Caffeine"``).
+        A spectrum file, or the name of a measured spectrum (e.g. ``"Caffeine"``): looked up
+        among the *measured* entries of the bundled library, then in ../shared/data/enlighten.
 
     Returns
     -------
@@ -97,9 +121,9 @@ def load_sample(name_or_file: str | Path = DEFAULT_SAMPLE) -> Sample:
     """
     path = Path(name_or_file)
     if not path.is_file():
+        found = _from_library(str(name_or_file))
+        if found is not None:
+            return found
         path = find_sample_file(str(name_or_file))
     shift, inten = _read_file(path)
-    order = np.argsort(shift)
-    shift, inten = np.asarray(shift, float)[order], np.asarray(inten, float)[order]
-    inten = np.clip(np.nan_to_num(inten), 0, None)
-    return Sample(path.stem, shift, inten, str(path))
+    return _sample(path.stem, shift, inten, str(path))

@@ -41,7 +41,7 @@ class _Server:
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
 
-    def start(self):  # noqa: ANN201 - returns self
+    def start(self):
         """Start serving in a daemon thread."""
         self._thread = threading.Thread(target=self._run_safe, name=type(self).__name__,
                                         daemon=True)
@@ -51,7 +51,7 @@ class _Server:
     def _run_safe(self) -> None:
         try:
             self._run()
-        except BaseException as exc:  # noqa: BLE001 - reported by the owner
+        except BaseException as exc:
             self.error = exc
 
     def _run(self) -> None:  # pragma: no cover - overridden
@@ -72,7 +72,7 @@ class _Server:
         while not self._stop.is_set() and self._thread is not None and self._thread.is_alive():
             time.sleep(0.2)
 
-    def __enter__(self):  # noqa: ANN204
+    def __enter__(self):
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -166,7 +166,7 @@ class TcpServer(_Server):
         while not self._stop.is_set():
             try:
                 conn, _ = self.sock.accept()
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 continue
             except OSError:
                 return

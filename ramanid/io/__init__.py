@@ -18,6 +18,7 @@ imported inside the archive path.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from ramanid.errors import InputError, UsageError
@@ -56,11 +57,14 @@ def _sniff(data: bytes, path: Path) -> str:
     text = decode_text(data[:65536], path)
     lines = text.split("\n")
     head = [ln.strip() for ln in lines[:40] if ln.strip()]
-    if any(ln.startswith("##") for ln in head[:10]) or ext in (".jdx", ".dx", ".jcamp") and \
-            any(ln.startswith("##") for ln in head):
+    if any(ln.startswith("##") for ln in head[:10]) or (
+            ext in (".jdx", ".dx", ".jcamp") and any(ln.startswith("##") for ln in head)):
         return "jcamp"
     from ramanid.io import bwtek, enlighten
+    from ramanid.io.delimited import CSV_MAGIC
 
+    if lines[0].strip() == CSV_MAGIC:
+        return "csv"
     if enlighten.sniff(lines):
         return "enlighten-csv"
     if bwtek.sniff(lines):
@@ -73,7 +77,7 @@ def _sniff(data: bytes, path: Path) -> str:
 def _looks_horiba(lines: list[str], ext: str) -> bool:
     """LabSpec text export: ``#key=value`` header lines and/or tab-separated two-column .txt."""
     body = [ln for ln in lines[:50] if ln.strip()]
-    if any(ln.startswith("#") and "=" in ln for ln in body[:20]):
+    if any(re.match(r"#[^:=]+=", ln) for ln in body[:20]):
         return True
     data = [ln for ln in body if not ln.startswith("#")][:10]
     return ext == ".txt" and bool(data) and all(ln.count("\t") == 1 for ln in data)

@@ -7,6 +7,7 @@ CLI prints one line naming the file, the problem and what to do.
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 from collections.abc import Sequence
@@ -149,6 +150,43 @@ def coerce_meta(meta: dict[str, Any]) -> dict[str, Any]:
             f = to_float(out[k])
             out[k] = int(f) if f is not None and f >= 1 else None
     return out
+
+
+#: metadata keys whose values are always text (never decoded as numbers)
+TEXT_KEYS = frozenset(("source", "scan_id", "name", "device_serial", "device_model", "timestamp",
+                       "units", "calibration_id", "operator", "format", "measurement_id",
+                       "label", "comment"))
+
+
+def encode_value(value: Any) -> str:
+    """Render a metadata value for a text header: strings as they are, anything else as JSON."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, str):
+        return " ".join(value.split())
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError):
+        return " ".join(str(value).split())
+
+
+def decode_value(key: str, text: str | None) -> Any:
+    """Inverse of :func:`encode_value` (text keys stay text; JSON numbers/lists are decoded)."""
+    if text is None:
+        return None
+    t = text.strip()
+    if t in ("", "None", "null"):
+        return None
+    if key in TEXT_KEYS:
+        return t
+    if t[0] in "[{-0123456789" or t in ("true", "false"):
+        try:
+            return json.loads(t)
+        except ValueError:
+            return t
+    return t
 
 
 def is_nm_unit(text: str | None) -> bool:

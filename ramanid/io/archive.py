@@ -181,28 +181,45 @@ class Block:
         idx = np.arange(self.start, self.start + len(self)).astype(str)
         return np.char.add(f"{archive}#", idx).astype(object)
 
+    def meta_arrays(self) -> dict[str, np.ndarray]:
+        """Metadata columns with unknowns as None (strings) or NaN (numbers).
+
+        ``format`` is ``"ramanid-archive"`` where the packed file's format is unknown.
+        """
+        out: dict[str, np.ndarray] = {}
+        for key, col in self.columns.items():
+            if col.dtype == object:
+                col = col.copy()
+                col[col == ""] = None
+            out[key] = col
+        fmt = out.get("format")
+        if fmt is None or fmt.dtype != object:
+            out["format"] = np.full(len(self), "ramanid-archive", dtype=object)
+        else:
+            fmt[fmt == None] = "ramanid-archive"  # noqa: E711 - elementwise
+        return out
+
     def to_batch(self, archive: str) -> SpectrumBatch:
         """Convert to a :class:`SpectrumBatch` with one metadata dict per row."""
-        keys = list(self.columns)
-        cols = [_column_values(self.columns[k]) for k in keys]
-        sources = self.sources(archive)
+        arrays = self.meta_arrays()
+        keys = list(arrays)
+        cols = [_column_values(arrays[k]) for k in keys]
+        sources = self.sources(archive).tolist()
+        ids = self.scan_id.tolist()
         meta = []
         for i in range(len(self)):
             row = {k: c[i] for k, c in zip(keys, cols, strict=True)}
             row["source"] = sources[i]
-            row["scan_id"] = self.scan_id[i]
-            row.setdefault("format", "ramanid-archive")
+            row["scan_id"] = ids[i]
             meta.append(row)
         return SpectrumBatch(self.axis, self.intensity, meta)
 
 
 def _column_values(col: np.ndarray) -> list[Any]:
-    """Python values of a stored column, with unknowns as None."""
+    """Python values of a column, with unknowns as None."""
     if col.dtype.kind == "f":
         return [None if math.isnan(v) else v for v in col.tolist()]
-    if col.dtype.kind in "iu":
-        return col.tolist()
-    return [v if v != "" else None for v in col.tolist()]
+    return col.tolist()
 
 
 class ArchiveReader:
@@ -342,7 +359,9 @@ def h5py_is_string(ds: Any) -> bool:
 
 # -- writing ---------------------------------------------------------------------------------------
 def _column_kind(values: Sequence[Any]) -> str:
-    """'i' (all ints), 'f' (numbers, some unknown) or 's' (anything else)."""
+    """'i' (all ints), 'f' (numbers, some unknown) or 's' (anything else, or all unknown)."""
+    if all(v is None for v in values):
+        return "s"
     kind = "i"
     for v in values:
         if v is None or (isinstance(v, (float, np.floating)) and math.isnan(v)):

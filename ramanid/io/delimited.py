@@ -22,6 +22,8 @@ import numpy as np
 from ramanid.errors import InputError
 from ramanid.io._common import (
     PathLike,
+    decode_value,
+    encode_value,
     is_nm_unit,
     is_number,
     make_batch,
@@ -105,7 +107,7 @@ def parse_header(header: Sequence[str]) -> tuple[dict[str, Any], dict[int, dict[
         idx, key, value = m.group(1), m.group(2).strip(), m.group(3).strip()
         k = key.lower()
         k = _LABSPEC_KEYS.get(k, k.replace(" ", "_"))
-        val: Any = None if value in ("", "None", "null") else value
+        val: Any = decode_value(k, value)
         if idx is not None:
             per.setdefault(int(idx), {})[k] = val
         else:
@@ -187,14 +189,6 @@ def _looks_like_nm(x: np.ndarray, laser_nm: float | None) -> bool:
     return laser_nm < lo and hi <= 1100.0 and 200.0 <= laser_nm <= 1100.0
 
 
-def _fmt_value(v: Any) -> str:
-    if isinstance(v, float):
-        return repr(v)
-    if isinstance(v, np.generic):
-        return repr(v.item())
-    return " ".join(str(v).split())
-
-
 def format_csv(batch: SpectrumBatch) -> str:
     """Render a batch as ramanid CSV text (metadata header + axis column + one column/spectrum)."""
     out = [CSV_MAGIC]
@@ -207,11 +201,11 @@ def format_csv(batch: SpectrumBatch) -> str:
         if all(v is None for v in vals):
             continue
         if n == 1 or all(v == vals[0] for v in vals):
-            out.append(f"# {k}: {_fmt_value(vals[0])}")
+            out.append(f"# {k}: {encode_value(vals[0])}")
         else:
             for i, v in enumerate(vals):
                 if v is not None:
-                    out.append(f"# [{i}] {k}: {_fmt_value(v)}")
+                    out.append(f"# [{i}] {k}: {encode_value(v)}")
     names = ["raman_shift_cm-1"] + (["intensity"] if n == 1 else
                                     [f"intensity_{i}" for i in range(n)])
     out.append(",".join(names))

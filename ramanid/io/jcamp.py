@@ -26,15 +26,17 @@ Facts used
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ramanid.errors import InputError
-from ramanid.io._common import PathLike, make_batch, to_float
+from ramanid.io._common import PathLike, decode_value, encode_value, make_batch, to_float
 from ramanid.spectrum import SpectrumBatch
 
 _SQZ = {c: v for v, c in enumerate("@ABCDEFGHI")} | {c: -(v + 1) for v, c in
@@ -265,22 +267,27 @@ _FLOAT_META = ("laser_nm", "integration_ms")
 
 
 def _block_meta(blk: Block, parents: list[Block]) -> dict[str, Any]:
-    meta: dict[str, Any] = {"format": "jcamp"}
+    meta: dict[str, Any] = {}
+    ours = any(n.startswith("$RAMANID.") for n, _, _ in blk.ldrs)  # written by ramanid
     for b in [*parents, blk]:
         for n, raw, v in b.ldrs:
             v = v.strip()
-            if n in _META_LDRS and v:
+            if n in _META_LDRS and v and not ours:
                 meta[_META_LDRS[n]] = v
             elif n == "LONGDATE" and v:
                 meta["timestamp"] = v.replace("/", "-").replace(" ", "T", 1).split()[0]
             elif n.startswith("$RAMANID.") and v:
                 key = raw.split(".", 1)[1].strip().lower()
-                meta[key] = None if v == "None" else v
+                if key not in ("source", "format"):
+                    meta[key] = decode_value(key, v)
             elif n in (".LASERWAVELENGTH", "$LASERWAVELENGTH", "$LASER", "$EXCITATIONWAVELENGTH",
                        ".EXCITATIONWAVELENGTH") and to_float(v.split()[0] if v else "") and \
                     "laser_nm" not in meta:
                 meta["laser_nm"] = to_float(v.split()[0])
-    if "timestamp" not in meta:
+    meta["format"] = "jcamp"
+    if "data_type" not in meta:
+        meta["data_type"] = blk.get("DATATYPE")
+    if "timestamp" not in meta and not ours:
         date = blk.get("DATE")
         if date:
             d = date.replace("/", "-")
@@ -447,7 +454,7 @@ def encode_difdup(values: np.ndarray, x_start: np.ndarray, per_line: int = 10) -
         # first value absolute (SQZ); then DIFs; the last value of this line is repeated as the
         # y-check at the start of the next line
         out = [f"{x_start[li]:.10g}", _sqz(chunk[0], _SQZ_POS, _SQZ_NEG)]
-        difs = [b - a for a, b in zip(chunk[:-1], chunk[1:], strict=True)]
+        difs = [b - a for a, b in itertools.pairwise(chunk)]
         j = 0
         while j < len(difs):
             k = j
@@ -501,7 +508,8 @@ def format_jcamp(batch: SpectrumBatch, *, form: str = "affn") -> str:
 
 def _format_block(x: np.ndarray, y: np.ndarray, meta: dict[str, Any], even: bool, form: str,
                   block_id: int | None) -> str:
-    out = [_ldr("TITLE", meta.get("name") or meta.get("source") or "ramanid spectrum"),
+    title = meta.get("name") or Path(str(meta.get("source") or "ramanid spectrum")).stem
+    out = [_ldr("TITLE", title),
            _ldr("JCAMP-DX", "5.01"), _ldr("DATA TYPE", "RAMAN SPECTRUM")]
     if block_id is not None:
         out.append(_ldr("BLOCK_ID", block_id))
@@ -514,7 +522,7 @@ def _format_block(x: np.ndarray, y: np.ndarray, meta: dict[str, Any], even: bool
     for k, v in meta.items():
         if v is None or k in ("x_units",) or "\n" in str(v):
             continue
-        out.append(_ldr(f"$RAMANID.{k}", repr(v) if isinstance(v, float) else v))
+        out.append(_ldr(f"$RAMANID.{k}", encode_value(v)))
     out += [_ldr("XUNITS", "1/CM"), _ldr("YUNITS", meta.get("units") or "ARBITRARY UNITS")]
     n = len(x)
     if not even:

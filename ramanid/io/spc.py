@@ -23,6 +23,9 @@ Thermo Scientific. Facts used:
   ``subscan`` i32 @20, ``subwlevel`` f32 @24.
 * Y values: float32 when the exponent is ``0x80`` (-128); otherwise integers scaled by
   ``2**(exp-32)`` (32-bit) or ``2**(exp-16)`` (16-bit).
+* Y units codes (``fytype``, those used here): 0 arbitrary, 1 interferogram, 2 absorbance,
+  3 Kubelka-Munk, 4 counts, 5 volts, 11 percent, 12 intensity, 13 relative intensity,
+  128 transmission, 129 reflectance, 131 emission.
 * X units codes (``fxtype``): 0 arbitrary, 1 cm-1, 2 um, 3 nm, 4 s, 5 min, 6 Hz, 7 kHz,
   8 MHz, 9 m/z, 10 ppm, 11 days, 12 years, 13 Raman shift cm-1, 14 eV, 16 diode number,
   17 channel, 18 degrees, 19 degF, 20 degC, 21 K, 22 data points, 23 ms, 24 us, 25 ns, 26 GHz,
@@ -49,6 +52,9 @@ X_UNITS = {0: "arbitrary", 1: "cm-1", 2: "um", 3: "nm", 4: "s", 5: "min", 6: "Hz
            15: "text labels", 16: "diode number", 17: "channel", 18: "degrees", 19: "degF",
            20: "degC", 21: "K", 22: "data points", 23: "ms", 24: "us", 25: "ns", 26: "GHz",
            27: "cm", 28: "m", 29: "mm", 30: "hours", 255: "double interferogram"}
+Y_UNITS = {0: "arbitrary", 1: "interferogram", 2: "absorbance", 3: "Kubelka-Munk", 4: "counts",
+           5: "volts", 11: "percent", 12: "intensity", 13: "relative intensity",
+           128: "transmission", 129: "reflectance", 131: "emission"}
 EXPERIMENTS = {0: "general", 1: "gas chromatogram", 2: "chromatogram", 3: "HPLC", 4: "FT-IR",
                5: "NIR", 7: "UV-VIS", 8: "X-ray diffraction", 9: "mass spectrum", 10: "NMR",
                11: "Raman", 12: "fluorescence", 13: "atomic", 14: "chromatography diode array"}
@@ -131,6 +137,7 @@ def read_spc(data: bytes, path: PathLike, *, laser_nm: float | None = None
     meta: dict[str, Any] = {"format": "spc"}
     if old:
         exp, onpts, first, last, xt, yt = struct.unpack_from("<hfffBB", data, 2)
+        meta["units"] = Y_UNITS.get(yt)
         year, month, day, hour, minute = struct.unpack_from("<HBBBB", data, 18)
         npts = int(onpts)
         nsub = None
@@ -146,7 +153,8 @@ def read_spc(data: bytes, path: PathLike, *, laser_nm: float | None = None
         exp = struct.unpack_from("b", data, 3)[0]
         technique = data[2]
         npts, first, last, nsub = struct.unpack_from(f"{end}iddi", data, 4)
-        xt, yt, _zt = data[28], data[29], data[30]
+        xt, yt = data[28], data[29]
+        meta["units"] = Y_UNITS.get(yt)
         meta["timestamp"] = _date(struct.unpack_from(f"{end}I", data, 32)[0])
         meta["resolution"] = _text(data[36:45]) or None
         meta["device_model"] = _text(data[45:54]) or None
@@ -166,6 +174,9 @@ def read_spc(data: bytes, path: PathLike, *, laser_nm: float | None = None
     for k, v in logs.items():
         if k.strip().lower() in _LASER_KEYS and to_float(v.split()[0] if v.split() else ""):
             meta["laser_nm"] = to_float(v.split()[0])
+    freq = to_float(logs.get("RAMANFREQ"))  # FT-Raman (Nicolet): laser line in cm-1
+    if freq and "laser_nm" not in meta:
+        meta["laser_nm"] = 1e7 / freq
     if logs:
         meta["log"] = "; ".join(f"{k}={v}" for k, v in list(logs.items())[:40])
     multi = bool(flags & TMULTI)

@@ -1,0 +1,112 @@
+"""``ramanid calibration show [SERIAL]`` and ``ramanid calibration check --device SERIAL FILE``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+EPILOG = """\
+examples:
+  ramanid calibration show                      # every device with its state
+  ramanid calibration show BWS415-001 --history # one device, all records
+  ramanid calibration check --device BWS415-001 polystyrene.txt --tolerance 1.5
+
+check exits 0 when every ASTM E1840 band inside the measured range is found within the
+tolerance, 1 otherwise.
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``calibration show|check`` to the command line."""
+    p = subparsers.add_parser(
+        "calibration", help="show device calibrations; qualification check",
+        description="Show stored device calibrations, or check a device against a standard.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="action", metavar="ACTION")
+    show = sub.add_parser("show", help="list devices or show one device's calibration")
+    show.add_argument("serial", nargs="?", metavar="SERIAL")
+    show.add_argument("--history", action="store_true", help="every record, oldest first")
+    show.add_argument("--json", action="store_true", help="machine-readable output")
+    show.set_defaults(func=_show)
+
+    chk = sub.add_parser("check", help="qualification: reference-band errors, pass/fail",
+                         description="Measure a standard on the device's calibrated axis and "
+                                     "report each ASTM E1840 band's error and pass/fail.")
+    chk.add_argument("--device", required=True, metavar="SERIAL")
+    chk.add_argument("file", metavar="FILE", help="spectrum of the standard")
+    chk.add_argument("--tolerance", type=float, default=1.0, metavar="CM1",
+                     help="pass/fail tolerance per band (1.0 cm-1)")
+    chk.add_argument("--compound", default="polystyrene", help="ASTM E1840 compound")
+    chk.add_argument("--astm", metavar="JSON", help="astm-e1840-peaks.json to use")
+    chk.add_argument("--laser", type=float, metavar="NM", help="nominal laser (two-column files)")
+    chk.add_argument("--json", action="store_true", help="machine-readable output")
+    chk.set_defaults(func=_check)
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def _show(args: argparse.Namespace) -> int:
+    from ramanid.calibration.records import (
+        calibration_status,
+        list_records,
+        list_serials,
+    )
+    from ramanid.errors import CalibrationError
+
+    if not args.serial:
+        rows = [calibration_status(s) for s in list_serials()]
+        if args.json:
+            print(json.dumps(rows, indent=1))
+        elif not rows:
+            print("no calibration records (run `ramanid calibrate ...`)")
+        for r in rows if not args.json else []:
+            age = "-" if r["age_days"] is None else f"{r['age_days']:.1f} d"
+            print(f"{r['serial']:20s} {r['state']:8s} {age:>9s}  {r['id'] or '-'}")
+        return 0
+    records = list_records(args.serial)
+    if not records:
+        raise CalibrationError(f"no calibration record for device {args.serial}",
+                               hint="run `ramanid calibrate wavelength --device ...` first")
+    chosen = records if args.history else records[-1:]
+    status = calibration_status(args.serial)
+    if args.json:
+        print(json.dumps({"status": status, "records": [r.to_dict() for r in chosen]}, indent=1))
+        return 0
+    print(f"device {args.serial}: {status['state']}"
+          + (f" - {status['warning']}" if status["warning"] else ""))
+    for rec in chosen:
+        print(f"- {rec.id}  {rec.kind:10s} {rec.standard}  {'PASS' if rec.passed else 'FAIL'}"
+              f"  created {rec.created}  valid {rec.valid_days:g} d")
+        wl = rec.wavelength
+        if wl:
+            print(f"    wavelength: {wl['model']} order {wl['order']}, {wl['n_lines']} lines, "
+                  f"RMS {wl['rms_cm1']:.3f} cm-1")
+        if rec.laser_nm:
+            print(f"    laser: {rec.laser_nm:.4f} nm")
+        if rec.shift_correction:
+            sc = rec.shift_correction
+            print(f"    shift correction: {sc['c0']:+.3f} cm-1 + {sc['c1']:+.2e} x shift "
+                  f"({sc['compound']}, {sc['n_bands']} bands)")
+        if rec.intensity:
+            it = rec.intensity
+            print(f"    intensity: SRM {it['srm']} over {it['lo_cm1']:.0f}-{it['hi_cm1']:.0f} cm-1")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from ramanid.calibration.records import calibration_status
+    from ramanid.calibration.steps import check_standard
+    from ramanid.cli.calibrate import _band_table
+
+    res = check_standard(args.device, args.file, compound=args.compound, astm=args.astm,
+                         tolerance_cm1=args.tolerance, laser_nm=args.laser)
+    res["calibration"] = calibration_status(args.device)
+    if args.json:
+        print(json.dumps(res, indent=1))
+    else:
+        cal = res["calibration"]
+        print(f"device {args.device}: {res['compound']} check, tolerance "
+              f"{args.tolerance:g} cm-1, calibration {cal['id'] or 'none'} ({cal['state']})")
+        _band_table(res["bands"])
+        print(f"{res['n_pass']} of {sum(r['in_range'] for r in res['bands'])} bands in range "
+              f"pass: {'PASS' if res['passed'] else 'FAIL'}")
+    return 0 if res["passed"] else 1

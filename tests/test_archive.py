@@ -1,0 +1,152 @@
+"""The HDF5 scan archive: round trips, chunked reading, appending, atomicity, damage, packing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from ramanid.errors import InputError
+from ramanid.io.archive import (
+    ArchiveReader,
+    ArchiveWriter,
+    is_archive,
+    read_archive,
+    scan_ids,
+    write_archive,
+)
+from ramanid.spectrum import SpectrumBatch
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def _batch(n: int, points: int = 300, seed: int = 0, start: float = 300.0) -> SpectrumBatch:
+    rng = np.random.default_rng(seed)
+    axis = np.linspace(start, start + 1500.0, points)
+    meta = [{"source": f"scan{seed}_{i}.csv", "device_serial": f"WP-{i % 3}",
+             "laser_nm": 785.0, "integration_ms": 100.0 + i, "averages": i % 4 + 1,
+             "timestamp": f"2025-01-01T00:{i // 60 % 60:02d}:{i % 60:02d}Z",
+             "name": None if i % 2 else f"sample {i}"} for i in range(n)]
+    return SpectrumBatch(axis, rng.normal(1000.0, 50.0, (n, points)), meta)
+
+
+def test_round_trip_values_metadata_and_ids(tmp_path: Path) -> None:
+    b1, b2 = _batch(7, seed=1), _batch(5, points=200, seed=2, start=250.0)
+    path = tmp_path / "a.h5"
+    assert write_archive(path, [b1, b2]) == 12
+    assert is_archive(path)
+    out = read_archive(path)
+    assert [len(b) for b in out] == [7, 5]
+    np.testing.assert_array_equal(out[0].intensity, b1.intensity)
+    np.testing.assert_array_equal(out[1].axis, b2.axis)
+    # ids are the content ids of the original scans, sources say archive#index
+    assert [m["scan_id"] for m in out[0].meta] == list(scan_ids(b1))
+    assert out[1].meta[0]["source"] == f"{path}#7"
+    assert out[0].meta[3]["origin"] == "scan1_3.csv"
+    assert out[0].meta[3]["averages"] == 4 and out[0].meta[3]["laser_nm"] == 785.0
+    assert out[0].meta[1]["name"] is None and out[0].meta[2]["name"] == "sample 2"
+    # a scan's id does not depend on where it is read from
+    assert list(scan_ids(out[0])) == list(scan_ids(b1))
+
+
+def test_scan_id_depends_on_content_and_identity_metadata() -> None:
+    b = _batch(3)
+    ids = scan_ids(b)
+    assert len(set(ids)) == 3
+    changed = b.with_intensity(b.intensity.copy())
+    changed.intensity[1, 10] += 1e-9
+    assert scan_ids(changed)[1] != ids[1] and scan_ids(changed)[0] == ids[0]
+    other_time = SpectrumBatch(b.axis, b.intensity, [{**m, "timestamp": "x"} for m in b.meta])
+    assert scan_ids(other_time)[0] != ids[0]
+    renamed = SpectrumBatch(b.axis, b.intensity, [{**m, "source": "elsewhere"} for m in b.meta])
+    assert list(scan_ids(renamed)) == list(ids)
+
+
+def test_iter_chunks_bounded_and_in_order(tmp_path: Path) -> None:
+    path = tmp_path / "a.h5"
+    write_archive(path, [_batch(10, seed=1), _batch(6, points=120, seed=2)], dtype="float32")
+    with ArchiveReader(path) as r:
+        assert len(r) == 16 and r.group_sizes == [10, 6]
+        chunks = list(r.iter_chunks(4))
+        assert [len(c) for c in chunks] == [4, 4, 2, 4, 2]   # never across an axis group
+        sources = [m["source"] for c in chunks for m in c.meta]
+        assert sources == [f"{path}#{i}" for i in range(16)]
+        tail = list(r.iter_chunks(4, start=9))
+        assert [m["source"].split("#")[1] for c in tail for m in c.meta] == \
+            [str(i) for i in range(9, 16)]
+        assert chunks[0].intensity.dtype == np.float64
+    full = _batch(10, seed=1)
+    np.testing.assert_allclose(chunks[0].intensity, full.intensity[:4], rtol=1e-6)
+
+
+def test_append_keeps_indices_and_is_atomic(tmp_path: Path) -> None:
+    path = tmp_path / "a.h5"
+    write_archive(path, [_batch(4, seed=1)])
+    before = read_archive(path)[0]
+    with ArchiveWriter(path, "a") as w:
+        w.append(_batch(3, seed=2))            # same axis: joins the last group
+        w.append(_batch(2, points=100, seed=3))
+    with ArchiveReader(path) as r:
+        assert len(r) == 9 and r.group_sizes == [7, 2]
+        first = next(r.iter_chunks(4))
+    assert [m["scan_id"] for m in first.meta] == [m["scan_id"] for m in before.meta]
+    # an error inside the writer leaves the archive exactly as it was
+    data = path.read_bytes()
+    with pytest.raises(RuntimeError), ArchiveWriter(path, "a") as w:
+        w.append(_batch(50, seed=4))
+        raise RuntimeError("crash while writing")
+    assert path.read_bytes() == data
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_not_archives_and_damaged_archives(tmp_path: Path) -> None:
+    csv = tmp_path / "x.csv"
+    csv.write_text("1,2\n3,4\n")
+    other_h5 = tmp_path / "other.h5"
+    with h5py.File(other_h5, "w") as f:
+        f["x"] = np.arange(3)
+    assert not is_archive(csv) and not is_archive(other_h5)
+    assert not is_archive(tmp_path / "missing.h5") and not is_archive(tmp_path)
+    with pytest.raises(InputError, match="not a ramanid scan archive"):
+        ArchiveReader(other_h5)
+    path = tmp_path / "a.h5"
+    write_archive(path, [_batch(2000, seed=1)])
+    damaged = tmp_path / "damaged.h5"
+    damaged.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(InputError) as err:
+        read_archive(damaged)
+    assert "damaged.h5" in str(err.value)
+
+
+def test_default_library_file_is_not_an_archive() -> None:
+    from ramanid.library import default_library_path
+
+    assert not is_archive(default_library_path())
+
+
+@pytest.mark.timeout(120)
+def test_pack_real_files_matches_direct_reads(tmp_path: Path, shared_data: Path) -> None:
+    from ramanid.io import read_batches
+
+    src = shared_data / "enlighten" / "library-older"
+    out = tmp_path / "older.h5"
+    proc = subprocess.run([sys.executable, "-m", "ramanid", "archive", "pack", str(src),
+                           "--out", str(out)], capture_output=True, text=True, timeout=100)
+    assert proc.returncode == 0, proc.stderr
+    files = sorted(p for p in src.iterdir() if p.suffix == ".csv")
+    direct = [b for f in files for b in read_batches(f)]
+    packed = read_archive(out)
+    rows = [(m, b.axis, b.intensity[i]) for b in packed for i, m in enumerate(b.meta)]
+    assert len(rows) == sum(len(b) for b in direct) == len(files)
+    for d, (meta, axis, values) in zip(direct, rows, strict=True):
+        assert meta["origin"] == d.meta[0]["source"]
+        assert meta["scan_id"] == scan_ids(d)[0]
+        np.testing.assert_array_equal(axis, d.axis)
+        np.testing.assert_array_equal(values, d.intensity[0])
+    info = subprocess.run([sys.executable, "-m", "ramanid", "archive", "info", str(out)],
+                          capture_output=True, text=True, timeout=60)
+    assert f"{len(files)} scans" in info.stdout

@@ -1,0 +1,210 @@
+"""``ramanid batch``: directory and archive inputs, failures, kill -9 + resume, Dask, changes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ramanid import batch_io
+from ramanid.batch import BatchOptions, run_batch
+from ramanid.cli import main as cli_main
+from ramanid.errors import UsageError
+from ramanid.io import read_batches
+from ramanid.io.archive import scan_ids, write_archive
+from ramanid.spectrum import SpectrumBatch
+
+pytestmark = pytest.mark.timeout(120)
+
+# Columns that describe the run rather than the scan (none at present; kept explicit).
+COMPARE = [c for c in batch_io.COLUMN_NAMES]
+
+
+def _rows(path: Path) -> list[dict]:
+    return list(batch_io.iter_results(path))
+
+
+def _older(shared_data: Path) -> Path:
+    return shared_data / "enlighten" / "library-older"
+
+
+def _synthetic_archive(path: Path, shared_data: Path, n: int, seed: int = 0) -> None:
+    """Scans made from the real measured spectra of library-older (noise, scale, offset)."""
+    rng = np.random.default_rng(seed)
+    files = sorted(_older(shared_data).glob("*.csv"))
+    axis = np.linspace(420.0, 2300.0, 900)
+    real = np.array([np.interp(axis, b.axis, b.intensity[0])
+                     for f in files for b in read_batches(f)])
+    pick = rng.integers(0, len(real), n)
+    values = real[pick] * rng.uniform(0.5, 2.0, (n, 1)) + rng.uniform(100, 500, (n, 1))
+    values += rng.normal(0.0, 0.01, values.shape) * values.max(axis=1, keepdims=True)
+    meta = [{"source": f"synthetic/{files[p].stem}/{i}", "device_serial": "SIM-1",
+             "laser_nm": 785.0, "timestamp": f"2025-03-01T10:00:{i % 60:02d}Z",
+             "name": files[p].stem} for i, p in enumerate(pick)]
+    write_archive(path, [SpectrumBatch(axis, values, meta)], dtype="float32")
+
+
+@pytest.fixture(scope="module")
+def scan_dir(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Path:
+    """Real files, a corrupt file in the middle, a non-scan file, and an archive in a subfolder."""
+    d = tmp_path_factory.mktemp("scans")
+    files = sorted(_older(shared_data).glob("*.csv"))
+    for f in files[:4]:
+        shutil.copy(f, d / f.name)
+    (d / "c_corrupt.csv").write_bytes(bytes(range(256)) * 4)   # sorts among the real files
+    (d / "README.md").write_text("not a scan")
+    sub = d / "zz_more"
+    sub.mkdir()
+    for f in files[4:]:
+        shutil.copy(f, sub / f.name)
+    _synthetic_archive(sub / "older.h5", shared_data, 40, seed=3)
+    return d
+
+
+def test_directory_with_archive_and_corrupt_file(scan_dir: Path, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "res.jsonl"
+    status = cli_main(["batch", str(scan_dir), "--out", str(out), "--workers", "1",
+                       "--chunk-size", "3"])
+    printed = capsys.readouterr().out
+    rows = _rows(out)
+    real_files = sorted(p for p in scan_dir.rglob("*.csv") if p.name != "c_corrupt.csv")
+    assert len(rows) == len(real_files) + 1 + 40
+    bad = [r for r in rows if r["status"] == "error"]
+    assert [Path(r["source"]).name for r in bad] == ["c_corrupt.csv"]
+    assert bad[0]["error"] and bad[0]["verdict"] is None
+    # file order is kept: the corrupt file sits between the files that sort around it
+    names = [Path(r["source"].split("#")[0]).name for r in rows]
+    assert names.index("c_corrupt.csv") == 3 and names[0] == sorted(
+        p.name for p in scan_dir.glob("*.csv"))[0]
+    assert sum(1 for r in rows if "#" in r["source"]) == 40
+    # each file row carries its content id; archive rows carry their stored ids
+    direct = read_batches(scan_dir / names[0])[0]
+    assert rows[0]["scan_id"] == scan_ids(direct)[0]
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert all(r["verdict"] in ("match", "mixture", "no_match", "inconclusive") for r in ok)
+    assert all(r["library_sha256"] and r["recipe"] and r["candidates"] for r in ok)
+    ammonium = [r for r in ok if "ammonium" in r["source"].lower()]
+    assert ammonium and ammonium[0]["hazard_level"] != "none"
+    # summary counts and exit status 3 (hazard)
+    hazards = sum(1 for r in ok if r["hazard_level"] != "none")
+    assert status == 3 and hazards > 0
+    summary = json.loads(Path(str(out) + ".summary.json").read_text())
+    assert summary["scans"] == len(rows) and summary["errors"] == 1
+    assert summary["hazards"] == hazards
+    assert sum(summary["verdicts"].values()) == len(ok)
+    assert f"scans: {len(rows)}" in printed and "HAZARD" in printed
+    assert not Path(str(out) + ".parts").exists()
+
+
+def test_formats_hold_the_same_rows(scan_dir: Path, tmp_path: Path) -> None:
+    tables = {}
+    for fmt in ("parquet", "csv", "jsonl"):
+        out = tmp_path / f"res.{fmt}"
+        run_batch([scan_dir], BatchOptions(out=str(out), workers=1, chunk_size=5))
+        tables[fmt] = _rows(out)
+    assert tables["parquet"] == tables["jsonl"]
+    for a, b in zip(tables["csv"], tables["jsonl"], strict=True):
+        for k in COMPARE:
+            if isinstance(a[k], float):
+                assert a[k] == pytest.approx(b[k], rel=1e-12)
+            else:
+                assert a[k] == b[k], k
+
+
+@pytest.mark.timeout(180)
+def test_kill_9_then_resume_gives_every_scan_once(tmp_path: Path, shared_data: Path) -> None:
+    archive = tmp_path / "scans.h5"
+    _synthetic_archive(archive, shared_data, 1500, seed=5)
+    out = tmp_path / "res.csv"
+    cmd = [sys.executable, "-m", "ramanid", "batch", str(archive), "--out", str(out),
+           "--chunk-size", "50", "--workers", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    parts = Path(str(out) + ".parts")
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and proc.poll() is None:
+        if len(list(parts.glob("part-*.csv"))) >= 2:
+            break
+        time.sleep(0.01)
+    assert proc.poll() is None, "the job finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)       # the job and its worker processes
+    proc.wait(timeout=30)
+    done_before = len(list(parts.glob("part-*.csv")))
+    assert 0 < done_before < 30 and not out.exists()
+    resumed = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, timeout=150)
+    assert resumed.returncode in (0, 3), resumed.stderr
+    rows = _rows(out)
+    assert [r["source"] for r in rows] == [f"{archive}#{i}" for i in range(1500)]
+    assert len({r["scan_id"] for r in rows}) == 1500
+    # identical to an uninterrupted run
+    clean = tmp_path / "clean.csv"
+    run_batch([archive], BatchOptions(out=str(clean), workers=1, chunk_size=50))
+    assert _rows(clean) == rows
+    assert not parts.exists()
+
+
+@pytest.mark.timeout(180)
+def test_dask_local_cluster_gives_identical_results(tmp_path: Path, shared_data: Path) -> None:
+    pytest.importorskip("distributed")
+    archive = tmp_path / "scans.h5"
+    _synthetic_archive(archive, shared_data, 300, seed=7)
+    local, dask = tmp_path / "local.parquet", tmp_path / "dask.parquet"
+    s1 = run_batch([archive], BatchOptions(out=str(local), workers=2, chunk_size=64))
+    s2 = run_batch([archive], BatchOptions(out=str(dask), workers=2, chunk_size=64,
+                                           scheduler="local", dask_processes=False))
+    assert _rows(local) == _rows(dask)
+    assert s1.to_dict() == s2.to_dict() and s1.scans == 300
+
+
+def test_resume_refuses_another_job(tmp_path: Path, shared_data: Path) -> None:
+    archive = tmp_path / "scans.h5"
+    _synthetic_archive(archive, shared_data, 20)
+    out = tmp_path / "res.jsonl"
+    parts = Path(str(out) + ".parts")
+    parts.mkdir()
+    (parts / "job.json").write_text(json.dumps({"fingerprint": {"chunk_size": 7}}))
+    with pytest.raises(UsageError, match="other inputs or options"):
+        run_batch([archive], BatchOptions(out=str(out), workers=1, chunk_size=5, resume=True))
+    assert cli_main(["batch", str(tmp_path / "missing"), "--out", str(out)]) == 1
+
+
+@pytest.mark.timeout(150)
+def test_since_library_reports_scans_a_new_entry_matches(scan_dir: Path, tmp_path: Path) -> None:
+    from ramanid.library import load_library
+
+    new = load_library()
+    old = new.select(lambda e: "ammonium nitrate" not in e.name.lower())
+    assert len(old.entries) < len(new.entries)
+    old_path, new_path = tmp_path / "old.h5", tmp_path / "new.h5"
+    old.save(old_path)
+    new.save(new_path)
+    out = tmp_path / "res.csv"
+    status = cli_main(["batch", str(scan_dir), "--out", str(out), "--workers", "2",
+                       "--library", str(new_path), "--since-library", str(old_path)])
+    assert status == 3
+    changes = _rows(tmp_path / "res.changes.csv")
+    results = {r["scan_id"]: r for r in _rows(out)}
+    ammonium = [c for c in changes if "ammonium" in c["source"].lower()]
+    assert ammonium and ammonium[0]["change"] == "new_hazard"
+    assert ammonium[0]["new_top_name"].lower().startswith("ammonium nitrate")
+    # new hazard hits come first; every reported scan really changed
+    kinds = [c["change"] for c in changes]
+    assert kinds == sorted(kinds, key=["new_hazard", "hazard_changed", "hazard_cleared",
+                                       "verdict_changed", "identity_changed"].index)
+    for c in changes:
+        assert (c["old_verdict"], c["old_top_name"], c["old_hazard_level"]) != (
+            c["new_verdict"], c["new_top_name"], c["new_hazard_level"])
+        assert results[c["scan_id"]]["top_name"] == c["new_top_name"]
+    untouched = [r for r in results.values() if r["status"] == "ok"
+                 and "ammonium" not in (r["top_name"] or "").lower()
+                 and r["hazard_level"] == "none" and r["verdict"] == "match"]
+    assert untouched and not {r["scan_id"] for r in untouched} & {c["scan_id"] for c in changes}

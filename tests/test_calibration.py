@@ -1,0 +1,284 @@
+"""Calibration: conversions, peak finding, refusals on bad inputs, records, status, apply, CLI.
+
+Real lamp/standard spectra from ../shared/data/charisma; records in a temporary RAMANID_HOME.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pytest
+from ramanid.calibration import (
+    CalibrationRecord,
+    apply_calibration,
+    calibration_status,
+    load_record,
+    save_record,
+)
+from ramanid.calibration.excitation import fit_excitation
+from ramanid.calibration.intensity import fit_intensity
+from ramanid.calibration.peaks import find_peaks
+from ramanid.calibration.rawfile import RawMeasurement, read_raw
+from ramanid.calibration.reference import lamp_lines, load_astm_e1840, srm_for_laser
+from ramanid.calibration.units import (
+    air_refractive_index,
+    air_wavelength_to_shift,
+    laser_from_band,
+    shift_to_air_wavelength,
+    wavelength_to_shift,
+)
+from ramanid.calibration.wavelength import fit_wavelength
+
+from ramanid.errors import CalibrationError
+from ramanid.spectrum import SpectrumBatch
+
+BW785 = "charisma/ICV_BW785"
+NEON785 = f"{BW785}/Ne_785nm_x20_50ms.txt"
+SI785 = f"{BW785}/S0N02_iRPlus785_Z100_100_3100ms.txt"
+PST785 = f"{BW785}/PST02_iRPlus785_Z100_100_9000ms.txt"
+SRM785 = f"{BW785}/NISTSRM2241_BW785_100x_25sx5.txt"
+
+
+@pytest.fixture()
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("RAMANID_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+@pytest.fixture(scope="module")
+def neon_fit(shared_data):
+    return fit_wavelength(read_raw(shared_data / NEON785))
+
+
+# -- units and reference values -----------------------------------------------------------------
+def test_air_vacuum_shift_matches_textbook_scale():
+    n = float(air_refractive_index(785.0))
+    assert 1.00027 < n < 1.00028  # Edlen/Morton standard air near 785 nm
+    # air-consistent shift is smaller than the naive 1/lambda_air difference by the factor n
+    naive = float(wavelength_to_shift(850.0, 785.0))
+    true = float(air_wavelength_to_shift(850.0, 785.0))
+    assert naive - true == pytest.approx(naive * (n - 1), rel=0.02)
+    s = np.array([200.0, 1001.4, 3054.3])
+    assert np.allclose(air_wavelength_to_shift(shift_to_air_wavelength(s, 785.0), 785.0), s,
+                       atol=1e-3)
+
+
+def test_laser_from_band_inverts_shift():
+    lam0 = laser_from_band(819.80, 520.7)
+    assert 786.0 < lam0 < 786.4  # algorithms.md example: ~786.24 nm (air/vacuum aside)
+    assert float(air_wavelength_to_shift(819.80, lam0)) == pytest.approx(520.7, abs=1e-3)
+
+
+def test_reference_tables(shared_data):
+    pst = load_astm_e1840("polystyrene", shared_data / "enlighten" / "astm-e1840-peaks.json")
+    assert 1001.4 in pst.shifts and pst.intensity_class[pst.shifts == 1001.4][0] == 0
+    assert len(pst.shifts) == 11
+    wl, _ = lamp_lines("neon", 830, 850)
+    assert np.any(np.isclose(wl, 837.7608, atol=1e-4))
+    # blends closer than the resolution are dropped or reduced to the dominant line
+    wl_res, _ = lamp_lines("neon", 826, 827, resolution_nm=0.3)
+    assert wl_res.size < lamp_lines("neon", 826, 827)[0].size
+    with pytest.raises(CalibrationError, match="certified for 785"):
+        srm_for_laser(532.0, "2241")
+    with pytest.raises(CalibrationError, match="unknown lamp"):
+        lamp_lines("krypton", 500, 900)
+
+
+def test_peaks_subpixel_on_known_gaussian():
+    x = np.arange(400, dtype=float)
+    rng = np.random.default_rng(1)
+    centres = np.array([100.37, 250.81])
+    y = sum(1000 * np.exp(-0.5 * ((x - c) / 2.0) ** 2) for c in centres) + 50
+    y = y + rng.normal(0, 5, x.size)
+    pk = find_peaks(x, y, min_snr=10)
+    assert len(pk) == 2
+    assert np.allclose(pk.position, centres, atol=0.05)
+    assert np.allclose(pk.fwhm, 2.3548 * 2.0, rtol=0.15)
+
+
+# -- real lamp and standard -----------------------------------------------------------------------
+@pytest.mark.timeout(60)
+def test_neon_fit_real_bwtek(neon_fit):
+    assert neon_fit.x_kind == "pixel"
+    assert len(neon_fit.lines["x"]) >= 15
+    assert min(neon_fit.loo_rms_cm1.values()) < 0.25
+    grid = np.linspace(*neon_fit.domain, 100)
+    assert np.all(np.diff(neon_fit(grid)) > 0)
+    # pixel_coeffs reproduce the polynomial part
+    from ramanid.calibration.units import pixel_to_wavelength
+    poly = pixel_to_wavelength(neon_fit.pixel_coeffs(), grid)
+    part = neon_fit(grid) - (np.interp(grid, neon_fit.knots_x, neon_fit.knots_nm)
+                             if neon_fit.knots_x else 0)
+    assert np.allclose(poly, part, atol=1e-6)
+
+
+@pytest.mark.timeout(60)
+def test_too_few_lines_refused(shared_data):
+    ne = read_raw(shared_data / NEON785)
+    k = slice(0, 300)  # a detector strip holding only a handful of lines
+    strip = RawMeasurement(ne.source, ne.x[k], ne.x_kind, ne.counts[k], ne.laser_nm,
+                           ne.wavelength_coeffs, ne.header, ne.saturated[k])
+    with pytest.raises(CalibrationError, match=r"only \d+ (emission peaks|neon lines)"):
+        fit_wavelength(strip)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("path", [
+    "charisma/FNMT-B_BW785/NIST_785nm_100%_2500msx3_1.txt",  # SRM glass the index calls "Neon"
+    PST785,  # a polystyrene spectrum offered as a lamp
+])
+def test_not_a_neon_spectrum_refused(shared_data, path):
+    with pytest.raises(CalibrationError, match=r"do not (fit|match) neon lines"):
+        fit_wavelength(read_raw(shared_data / path))
+
+
+@pytest.mark.timeout(60)
+def test_wrong_lamp_named_refused(shared_data):
+    ne = read_raw(shared_data / NEON785)
+    with pytest.raises(CalibrationError, match="argon"):
+        fit_wavelength(ne, lamp="argon")
+    with pytest.raises(CalibrationError, match="no mercury lines"):
+        fit_wavelength(ne, lamp="mercury")
+
+
+@pytest.mark.timeout(60)
+def test_wrong_laser_refused(shared_data, neon_fit):
+    si = read_raw(shared_data / SI785)
+    good = fit_excitation(si, neon_fit)
+    assert abs(good.laser_nm - 784.82) < 0.2
+    assert float(air_wavelength_to_shift(good.band_nm, good.laser_nm)) == pytest.approx(520.7,
+                                                                                        abs=1e-3)
+    with pytest.raises(CalibrationError, match="wrong laser"):
+        fit_excitation(si, neon_fit, nominal_laser_nm=787.0)
+    with pytest.raises(CalibrationError, match="does not cover"):
+        fit_excitation(si, neon_fit, nominal_laser_nm=532.0)
+    with pytest.raises(CalibrationError, match=r"no band near 520\.7"):
+        fit_excitation(read_raw(shared_data / PST785), neon_fit)
+    with pytest.raises(CalibrationError, match="certified for 785"):
+        fit_intensity(np.linspace(100, 3000, 500), np.ones(500), 532.0, srm="2241")
+
+
+@pytest.mark.timeout(60)
+def test_intensity_correction_only_inside_certified_range(shared_data, neon_fit):
+    from ramanid.calibration.shift import raman_axis
+    m = read_raw(shared_data / SRM785)
+    shift = raman_axis(m.x, neon_fit, 784.78)
+    corr = fit_intensity(shift, m.counts, 784.78)
+    assert corr.srm == "2241" and corr.lo_cm1 >= 200 and corr.hi_cm1 <= 3500
+    y = np.ones((2, shift.size))
+    out = corr.apply(shift, y)
+    outside = (shift < corr.lo_cm1) | (shift > corr.hi_cm1)
+    assert outside.any() and np.all(out[:, outside] == 1.0)
+    assert np.all(out[:, ~outside] > 0)
+    # the factor follows certificate / measurement: larger where the detector is less sensitive
+    assert corr.factor_at(np.array([2800.0]))[0] > corr.factor_at(np.array([1000.0]))[0]
+
+
+# -- records, status, apply ----------------------------------------------------------------------
+def test_status_missing_and_never_raises(home):
+    st = calibration_status("NOPE-1")
+    assert st["state"] == "missing" and "NOPE-1" in st["warning"] and st["id"] is None
+    assert calibration_status(None)["state"] == "missing"
+    assert load_record("NOPE-1") is None
+
+
+def test_record_round_trip_status_states(home):
+    rec = CalibrationRecord(serial="SN/1 x", kind="excitation", standard="silicon 520.7 cm-1",
+                            laser_nm=784.77, passed=True, valid_days=30)
+    path = save_record(rec)
+    assert path.is_file() and path.parent.name == "SN_1_x"
+    back = load_record("SN/1 x")
+    assert back.to_dict() == rec.to_dict()
+    assert json.loads(path.read_text())["format"] == "ramanid-calibration/1"
+    assert calibration_status("SN/1 x")["state"] == "ok"
+    later = datetime.now(timezone.utc) + timedelta(days=31)
+    st = calibration_status("SN/1 x", when=later)
+    assert st["state"] == "stale" and "31 days old" in st["warning"]
+    failed = CalibrationRecord(serial="SN/1 x", kind="shift", standard="polystyrene",
+                               passed=False, created=(datetime.now(timezone.utc) + timedelta(
+                                   seconds=5)).isoformat())
+    save_record(failed)
+    st = calibration_status("SN/1 x")
+    assert st["state"] == "failed" and st["id"] == failed.id and "FAILED" in st["warning"]
+    # a damaged file beside the records does not hide them
+    (path.parent / "junk.json").write_text("{not json")
+    assert load_record("SN/1 x").id == failed.id
+
+
+@pytest.mark.timeout(60)
+def test_apply_to_pixels_and_batch(home, shared_data, neon_fit):
+    rec = CalibrationRecord(serial="DEV", kind="excitation", standard="silicon",
+                            laser_nm=784.77, wavelength=neon_fit.to_dict(), passed=True)
+    save_record(rec)
+    rec = load_record("DEV")
+    pst = read_raw(shared_data / PST785)
+    batch = apply_calibration((pst.x, pst.counts, [{"source": "pst"}]), rec)
+    assert isinstance(batch, SpectrumBatch) and len(batch) == 1
+    assert batch.meta[0]["calibration_id"] == rec.id and batch.meta[0]["laser_nm"] == 784.77
+    assert np.all(np.diff(batch.axis) > 0)
+    top = batch.axis[np.argmax(np.where((batch.axis > 950) & (batch.axis < 1050),
+                                        batch.intensity[0], -np.inf))]
+    assert abs(top - 1001.4) < 2.5  # the primary polystyrene band (grid point nearest)
+    # a batch on the instrument's own shift axis is re-derived with the calibrated laser
+    own = SpectrumBatch(np.linspace(200, 2000, 500), np.ones((1, 500)),
+                        [{"laser_nm": 785.0, "source": "x"}])
+    moved = apply_calibration(own, rec)
+    assert np.allclose(moved.axis - own.axis, moved.axis[0] - own.axis[0], atol=0.05)
+    assert moved.axis[0] - own.axis[0] == pytest.approx(1e7 / 785.0 ** 2 * 0.23, rel=0.05)
+    with pytest.raises(CalibrationError, match="no pixel"):
+        apply_calibration((pst.x, pst.counts, [{}]),
+                          CalibrationRecord(serial="D2", kind="shift", standard="p", passed=True))
+
+
+# -- command line -------------------------------------------------------------------------------
+def _cli(*args, home):
+    env = {**os.environ, "RAMANID_HOME": str(home)}
+    return subprocess.run([sys.executable, "-m", "ramanid", *args], capture_output=True,
+                          text=True, env=env, timeout=120)
+
+
+@pytest.mark.timeout(300)
+def test_cli_full_sequence(tmp_path, shared_data):
+    home = tmp_path / "h"
+    d = shared_data / BW785
+    r = _cli("calibrate", "wavelength", "--device", "ICV785", str(shared_data / NEON785),
+             home=home)
+    assert r.returncode == 0, r.stderr
+    assert "PASS" in r.stdout and "837.7608" in r.stdout
+    r = _cli("calibrate", "excitation", "--device", "ICV785", str(shared_data / SI785),
+             str(d / "S1N02_iRPlus785_Z100_100_2000ms.txt"), home=home)
+    assert r.returncode == 0, r.stderr
+    assert "laser 784.7" in r.stdout
+    r = _cli("calibration", "check", "--device", "ICV785", str(shared_data / PST785),
+             "--tolerance", "3", "--json", home=home)
+    res = json.loads(r.stdout)
+    rows = {b["reference_cm1"]: b for b in res["bands"]}
+    assert abs(rows[1001.4]["error_cm1"]) < 1.0 and rows[1001.4]["pass"]
+    assert res["calibration"]["state"] == "ok"
+    assert r.returncode == (0 if res["passed"] else 1)
+    r = _cli("calibration", "check", "--device", "ICV785", str(shared_data / PST785),
+             "--tolerance", "0.01", home=home)
+    assert r.returncode == 1 and "FAIL" in r.stdout
+    r = _cli("calibrate", "intensity", "--device", "ICV785",
+             str(d / "NISTSRM2241_BW785_100x_25sx5.txt"), home=home)
+    assert r.returncode == 0, r.stderr
+    r = _cli("calibration", "show", "ICV785", "--json", home=home)
+    shown = json.loads(r.stdout)
+    cur = shown["records"][-1]
+    assert cur["kind"] == "intensity" and cur["wavelength"] and cur["laser_nm"] and \
+        cur["intensity"]["srm"] == "2241"
+    r = _cli("calibration", "show", home=home)
+    assert "ICV785" in r.stdout and "ok" in r.stdout
+    # refusal: wrong lamp -> one line, exit 1, no traceback, nothing saved
+    r = _cli("calibrate", "wavelength", "--device", "OTHER", str(shared_data / PST785),
+             home=home)
+    assert r.returncode == 1 and "Traceback" not in r.stderr and "neon" in r.stderr
+    assert not (home / "calibration" / "OTHER").exists()
+    # excitation without a wavelength calibration is refused
+    r = _cli("calibrate", "excitation", "--device", "NEW", str(shared_data / SI785), home=home)
+    assert r.returncode == 1 and "no wavelength calibration" in r.stderr
