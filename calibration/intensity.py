@@ -57,7 +57,8 @@ class IntensityCorrection:
 
 
 def fit_intensity(shift_cm1: np.ndarray, counts: np.ndarray, laser_nm: float, *,
-                  srm: str | None = None, min_coverage: float = 0.5, source: str | None = None
+                  srm: str | None = None, min_coverage: float = 0.5, min_response: float = 0.05,
+                  source: str | None = None
                   ) -> IntensityCorrection:
     """Response correction from a measured SRM spectrum on a calibrated shift axis.
 
@@ -74,6 +75,9 @@ def fit_intensity(shift_cm1: np.ndarray, counts: np.ndarray, laser_nm: float, *,
         Force the SRM (``2241`` or ``2242a``); still checked against ``laser_nm``.
     min_coverage
         Refuse when the measurement covers less than this fraction of the certified range.
+    min_response
+        The factor is defined only where the smoothed SRM signal exceeds this fraction of its
+        maximum (0.05; higher values cut the range and leave a step at its edges).
     source
         Name of the measurement for error messages.
 
@@ -101,7 +105,7 @@ def fit_intensity(shift_cm1: np.ndarray, counts: np.ndarray, laser_nm: float, *,
     if y.max() <= 0 or np.median(y) <= 0:
         raise CalibrationError(f"no SRM {cert.srm} luminescence in the measurement",
                                source=source, hint="check the SRM, the laser and the dark")
-    ok = y > 0.05 * y.max()
+    ok = y > min_response * y.max()
     cert_i = cert.response(s)
     factor = np.full(s.shape, np.nan)
     factor[ok] = cert_i[ok] / y[ok]

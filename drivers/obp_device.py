@@ -135,7 +135,15 @@ class ObpDevice(Device):
     def _setup(self) -> None:
         o = self.opts
         if o.target_baud and o.target_baud != self.transport.baudrate:
-            self.set_baudrate(o.target_baud)
+            try:
+                self.query(obp.MSG_GET_SERIAL)
+            except (DeviceTimeout, DeviceProtocolError):
+                # the STS keeps a changed rate until power is removed: maybe already switched
+                self.transport.baudrate = o.target_baud
+                self.parser.reset()
+                self.transport.drain(quiet_s=0.01, limit_s=0.2)
+            if self.transport.baudrate != o.target_baud:
+                self.set_baudrate(o.target_baud)
         serial = self.query(obp.MSG_GET_SERIAL).data.split(b"\0", 1)[0].decode("ascii",
                                                                                 "replace")
         fw = self.query(obp.MSG_GET_FW_REVISION).data

@@ -14,6 +14,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def _read_umask() -> int:
+    old = os.umask(0)
+    os.umask(old)
+    return old
+
+
+# Files get the permissions an ordinary open() would give them (mkstemp makes them 0600).
+_FILE_MODE = 0o666 & ~_read_umask()
+
+
 def _fsync_dir(directory: Path) -> None:
     try:
         fd = os.open(directory, os.O_RDONLY)
@@ -54,6 +64,7 @@ def atomic_path(target: str | os.PathLike[str], suffix: str | None = None) -> It
         yield tmp_path
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
+        os.chmod(tmp_path, _FILE_MODE)
         os.replace(tmp_path, target)
         _fsync_dir(directory)
     except BaseException:

@@ -328,7 +328,8 @@ class Identifier:
     def _score(self, X: np.ndarray, lo: int, hi: int) -> _Scores:
         prod, den = self.matcher.raw(X, lo, hi)
         r = prod if den is None else prod / den
-        return _Scores(r.max(axis=1), r.argmax(axis=1), prod, den)
+        arg = r.argmax(axis=1)
+        return _Scores(np.take_along_axis(r, arg[:, None, :], axis=1)[:, 0], arg, prod, den)
 
     def _design(self, ids: np.ndarray, s_star: np.ndarray, sc: _Scores, X: np.ndarray,
                 lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
@@ -406,16 +407,23 @@ class Identifier:
     def run(self, batch: SpectrumBatch) -> ResultSet:
         """Identify every scan of ``batch`` (processed in chunks to bound memory)."""
         step = max(1, min(self.chunk, self.matcher.chunk_rows()))
-        if len(batch) > step and self.workers > 1:
-            step = max(64, min(step, -(-len(batch) // self.workers)))
-        starts = range(0, len(batch), step)
-        chunks = [batch[a:a + step] if len(batch) > step else batch for a in starts]
+        n = len(batch)
+        if n > step and self.workers > 1:
+            step = max(64, min(step, -(-n // self.workers)))
+        Y = batch.intensity
+        chunks = [(a, min(n, a + step)) for a in range(0, n, step)]
+
+        def work(span: tuple[int, int]) -> ResultSet:
+            a, b = span
+            p = self.recipe.process_array(batch.axis, Y[a:b], keep_baseline=False)
+            return self.run_processed(p, batch.meta[a:b])
+
         if len(chunks) > 1 and self.workers > 1:
             from concurrent.futures import ThreadPoolExecutor
             with ThreadPoolExecutor(self.workers) as pool:  # numpy/BLAS release the GIL
-                parts = list(pool.map(self._run_chunk, chunks))
+                parts = list(pool.map(work, chunks))
         else:
-            parts = [self._run_chunk(c) for c in chunks]
+            parts = [work(c) for c in chunks]
         if len(parts) == 1:
             return parts[0]
         cat = {f: np.concatenate([getattr(p, f) for p in parts]) for f in (
@@ -501,10 +509,6 @@ class Identifier:
         off = np.where(den < 0, 0.5 * (s[:, 0] - s[:, 2]) / np.where(den < 0, den, -1.0), 0.0)
         off = np.clip(off, -1.0, 1.0)
         return (shifts[sc3] + off * (shifts[1] - shifts[0])).astype(np.float32)
-
-    def _run_chunk(self, batch: SpectrumBatch) -> ResultSet:
-        p = self.recipe.process(batch, keep_baseline=False)
-        return self.run_processed(p, batch.meta)
 
     # ---------------------------------------------------------------------------------------
     def _entry_brief(self, i: int) -> dict[str, Any]:

@@ -361,7 +361,7 @@ class Library:
             a, v = self._raw[e.id]
             out.append(SpectrumBatch.single(a, v, source=f"library:{e.id}", name=e.name,
                                             laser_nm=e.laser_nm,
-                                            device_serial=e.acquisition.get("serial")))
+                                            device_serial=e.acquisition.get("device_serial")))
         return out
 
     def _index(self, entry_id: str) -> int:

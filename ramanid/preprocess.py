@@ -340,17 +340,22 @@ class Recipe:
         -------
         Processed
         """
+        return self.process_array(batch.axis, batch.intensity, keep_baseline=keep_baseline)
+
+    def process_array(self, axis: np.ndarray, intensity: np.ndarray, *,
+                      keep_baseline: bool = True) -> Processed:
+        """:meth:`process` on a bare axis ``(m,)`` and intensity array ``(n, m)``."""
         p = self.params
         ax = p["axis"]
-        raw = np.asarray(batch.intensity)
-        y = raw.astype(np.float32 if raw.dtype == np.float32 else np.float64, copy=True)
+        raw = np.atleast_2d(np.asarray(intensity))
+        y = raw if raw.dtype in (np.float32, np.float64) else raw.astype(np.float64)
         sigma = noise_sigma(y)
         sat = _saturation(y, p.get("saturation_level"))
         thr = p["despike"].get("threshold")
         spikes = np.zeros(y.shape[0], dtype=np.int64)
         if thr:
             y, spikes = despike(y, float(thr), sigma)
-        mat, lo, hi, gain = resampler(batch.axis, ax["start"], ax["stop"], ax["step"])
+        mat, lo, hi, gain = resampler(axis, ax["start"], ax["stop"], ax["step"])
         m_out = self.axis.size
         n = y.shape[0]
         X = np.zeros((n, m_out), dtype=np.float32)
@@ -362,7 +367,7 @@ class Recipe:
         noise = np.full(n, np.inf)
         norm = np.zeros(n)
         if hi - lo >= 8:
-            yr = np.ascontiguousarray((mat.T @ y.T).T, dtype=np.float32)
+            yr = np.ascontiguousarray((mat.T.astype(y.dtype) @ y.T).T, dtype=np.float32)
             bl_params = {k: v for k, v in p["baseline"].items() if k != "method"}
             base = _baseline.estimate(yr, p["baseline"]["method"], **bl_params).astype(np.float32)
             sig = smooth(yr - base, int(p["smooth"]["window"]), int(p["smooth"]["polyorder"]))

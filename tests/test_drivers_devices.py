@@ -261,3 +261,15 @@ def test_obp_md5_fallback_when_device_refuses_checksums() -> None:
         dev.transport.raw.engine.set_faults(FaultPlan.parse("nack=1,nack_code=8"))
         dev.set_integration_ms(7)
         assert dev._md5 is False and dev.integration_ms == 7
+
+
+def test_obp_reopen_finds_device_already_at_target_baud() -> None:
+    """The STS keeps a changed rate until power-off: a second session must still connect."""
+    engine = make_engine("sts", pace=False)
+    with PtyServer(engine) as srv:
+        with open_device(srv.path, protocol="obp", **_opts("obp")):
+            pass
+        assert engine.device.baud == 115200
+        with open_device(srv.path, protocol="obp", **_opts("obp")) as dev:
+            assert dev.transport.baudrate == 115200
+            assert dev.identity.serial == "SIM-STS-0001"

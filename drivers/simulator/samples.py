@@ -8,6 +8,7 @@ modelled background and noise, and every scan it produces is labelled as simulat
 from __future__ import annotations
 
 import csv
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,6 +83,7 @@ def find_sample_file(name: str) -> Path:
                      hint="give a file path, or a name from ../shared/data/enlighten/library")
 
 
+@functools.lru_cache(maxsize=64)
 def _from_library(name: str) -> Sample | None:
     """A *measured* entry of the bundled library by name or synonym (None when absent)."""
     try:
