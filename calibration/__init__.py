@@ -6,6 +6,8 @@ Public API used by the rest of ramanid:
 * :func:`load_record` ``(serial) -> CalibrationRecord | None``
 * :func:`calibration_status` ``(serial, when=None) -> dict`` (``id``, ``age_days``, ``state`` in
   ok/missing/failed/stale, ``warning``)
+* :func:`scan_calibration` ``(meta, when=None) -> dict`` (the same for one scan: the record it
+  names in ``calibration_id``, aged at the scan's ``timestamp``)
 * :func:`apply_calibration` ``(batch_or_pixel_scan, record) -> SpectrumBatch``
 
 Fitting: :func:`fit_wavelength`, :func:`fit_excitation`, :func:`measure_bands`,
@@ -26,6 +28,7 @@ from ramanid.calibration.records import (
     list_serials,
     load_record,
     save_record,
+    scan_calibration,
 )
 from ramanid.calibration.units import (
     air_wavelength_to_shift,
@@ -77,6 +80,7 @@ __all__ = [
     "raman_axis",
     "read_raw",
     "save_record",
+    "scan_calibration",
     "shift_to_air_wavelength",
     "shift_to_wavelength",
     "wavelength_to_shift",

@@ -9,9 +9,11 @@ polynomial, nominal laser wavelength). Two layouts are handled:
   then a ``Pixel;Wavelength;...;Raw data #1;Dark Subtracted #1;...`` table with ``;``
   separators and ``,`` or ``.`` decimals. Some exports leave the wavelength columns blank; the
   pixel column and counts are always present.
-* **Horiba two-column text** (LabSpec export): tab-separated Raman shift (cm-1, computed by the
-  instrument with its nominal laser) and counts. There is no pixel column; the instrument's own
-  axis is used as the coordinate to calibrate (see :class:`RawMeasurement`).
+* **Horiba two-column text** (LabSpec export) and every other format :mod:`ramanid.io` reads:
+  Raman shift (cm-1, computed by the instrument with its nominal laser) and counts. There is no
+  pixel column; the instrument's own axis, as nominal wavelength, is the coordinate to calibrate
+  (see :class:`RawMeasurement`). The CHARISMA Horiba files are Raman shift (101-4500 cm-1), not
+  wavelength: their neon lines only line up with NIST wavelengths through the nominal laser.
 
 B&W Tek columns come from :func:`ramanid.io.bwtek.read_columns` (the I/O layer's parser); this
 module only adds the calibration view (pixel coordinate, saturation mask, factory polynomial).
@@ -113,33 +115,26 @@ def _read_bwtek(path: Path) -> RawMeasurement:
                           saturated)
 
 
-def _read_two_column(path: Path, lines: list[str], laser_nm: float | None) -> RawMeasurement:
-    rows = []
-    for line in lines:
-        parts = line.replace(",", ".").split()
-        if len(parts) < 2:
-            continue
-        try:
-            rows.append((float(parts[0]), float(parts[1])))
-        except ValueError:
-            continue
-    if len(rows) < 16:
-        raise CalibrationError("no two-column numeric data found", source=path)
-    data = np.asarray(rows, dtype=np.float64)
-    data = data[np.argsort(data[:, 0])]
-    if laser_nm is None:
-        raise CalibrationError("the laser wavelength of this two-column file is unknown",
-                               source=path, hint="give it with --laser NM")
-    axis = data[:, 0]
-    # The column is a Raman shift (cm-1) when it spans values a Raman axis has; convert it to the
-    # instrument's nominal wavelength so that every calibration works on a wavelength-like axis.
-    if axis.max() > 1200 or axis.min() < 0:
-        x = 1e7 / (1e7 / laser_nm - axis)
-    else:
-        x = axis
-    if np.any(np.diff(x) <= 0):
-        raise CalibrationError("the axis is not strictly increasing", source=path)
-    return RawMeasurement(str(path), x, "nominal_nm", data[:, 1], float(laser_nm), None, {})
+def _read_spectrum(path: Path, laser_nm: float | None) -> RawMeasurement:
+    """Any other format :mod:`ramanid.io` reads (Horiba two-column, ENLIGHTEN, JCAMP, SPC,
+    CSV): the instrument's own Raman-shift axis becomes its nominal wavelength."""
+    from ramanid.errors import InputError
+    from ramanid.io import read
+
+    try:
+        batch = read(path, laser_nm=laser_nm)
+    except InputError as exc:
+        raise CalibrationError(exc.message, source=path, hint=exc.hint) from exc
+    laser = laser_nm or batch.meta[0].get("laser_nm")
+    if laser is None:
+        raise CalibrationError("the laser wavelength of this file is unknown", source=path,
+                               hint="give it with --laser NM")
+    x = 1e7 / (1e7 / float(laser) - batch.axis)
+    if np.any(np.diff(x) <= 0) or not np.all(np.isfinite(x)):
+        raise CalibrationError("the axis does not convert to increasing wavelengths",
+                               source=path, hint="check --laser")
+    return RawMeasurement(str(path), x, "nominal_nm", np.asarray(batch.intensity[0], float),
+                          float(laser), None, {k: str(v) for k, v in batch.meta[0].items()})
 
 
 def read_raw(path: str | Path, *, laser_nm: float | None = None) -> RawMeasurement:
@@ -161,15 +156,17 @@ def read_raw(path: str | Path, *, laser_nm: float | None = None) -> RawMeasureme
     CalibrationError
         When the file cannot be read or lacks what calibration needs.
     """
+    from ramanid.errors import InputError
+    from ramanid.io import detect_format
+
     path = Path(path)
     try:
-        text = path.read_bytes().decode("utf-8", errors="replace")
-    except OSError as exc:
-        raise CalibrationError(f"cannot read the file ({exc.strerror})", source=path) from exc
-    lines = text.splitlines()
-    if any(line.startswith("Pixel;") for line in lines[:400]):
+        fmt = detect_format(path)
+    except InputError as exc:
+        raise CalibrationError(exc.message, source=path, hint=exc.hint) from exc
+    if fmt == "bwtek":
         meas = _read_bwtek(path)
         if laser_nm is not None:
             meas.laser_nm = float(laser_nm)
         return meas
-    return _read_two_column(path, lines, laser_nm)
+    return _read_spectrum(path, laser_nm)

@@ -8,7 +8,8 @@ Layout (documented in ``docs/readme/calibration.md``)::
 One file per calibration step. A record is cumulative: it carries the device's complete current
 calibration (wavelength fit, laser, shift correction, intensity correction), inheriting the parts
 it did not re-measure from its ``parent`` record. The newest record of a serial is the current one.
-Record ids are ``<UTC timestamp>-<kind>-<8 hex>``, so sorting them sorts by time.
+Record ids are ``<UTC timestamp to the microsecond>-<kind>-<8 hex>``, so sorting them sorts by
+time.
 
 JSON keys: ``format`` (``"ramanid-calibration/1"``), ``id``, ``parent``, ``serial``, ``created``
 (ISO 8601 UTC), ``kind`` (wavelength | excitation | shift | intensity), ``standard``,
@@ -82,9 +83,9 @@ class CalibrationRecord:
 
     def __post_init__(self) -> None:
         if not self.created:
-            self.created = _now().isoformat(timespec="seconds").replace("+00:00", "Z")
+            self.created = _now().isoformat(timespec="microseconds").replace("+00:00", "Z")
         if not self.id:
-            stamp = _parse_time(self.created).strftime("%Y%m%dT%H%M%SZ")
+            stamp = _parse_time(self.created).strftime("%Y%m%dT%H%M%S.%fZ")
             digest = hashlib.sha256(json.dumps(
                 [self.serial, self.kind, self.created, self.source_files, self.residuals],
                 sort_keys=True, default=str).encode()).hexdigest()[:8]
@@ -155,9 +156,19 @@ def save_record(record: CalibrationRecord) -> Path:
     return path
 
 
+_CACHE: dict[Path, tuple[int, list[CalibrationRecord]]] = {}
+
+
 def list_records(serial: str) -> list[CalibrationRecord]:
-    """Every readable record of a device, oldest first."""
+    """Every readable record of a device, oldest first (cached until the folder changes)."""
     folder = calibration_dir() / _safe(serial)
+    try:
+        stamp = folder.stat().st_mtime_ns
+    except OSError:
+        return []
+    hit = _CACHE.get(folder)
+    if hit is not None and hit[0] == stamp:
+        return list(hit[1])
     out = []
     for p in sorted(folder.glob("*.json")):
         try:
@@ -165,7 +176,8 @@ def list_records(serial: str) -> list[CalibrationRecord]:
         except (OSError, ValueError, TypeError, CalibrationError):
             continue  # a foreign or damaged file never hides the good records
     out.sort(key=lambda r: (_parse_time(r.created), r.id))
-    return out
+    _CACHE[folder] = (stamp, out)
+    return list(out)
 
 
 def list_serials() -> list[str]:
@@ -180,6 +192,59 @@ def load_record(serial: str | None) -> CalibrationRecord | None:
         return None
     records = list_records(serial)
     return records[-1] if records else None
+
+
+def _status_of(rec: CalibrationRecord, serial: str | None, when: datetime | None,
+               out: dict[str, Any]) -> dict[str, Any]:
+    age = rec.age_days(when)
+    until = _parse_time(rec.created).timestamp() + rec.valid_days * 86400.0
+    out.update(id=rec.id, kind=rec.kind, created=rec.created, age_days=round(age, 2),
+               valid_until=datetime.fromtimestamp(until, timezone.utc).isoformat(
+                   timespec="seconds").replace("+00:00", "Z"), laser_nm=rec.laser_nm)
+    if not rec.passed:
+        out["state"] = "failed"
+        out["warning"] = (f"the calibration {rec.id} of device {serial} FAILED its checks: "
+                          "treat Raman shifts with caution and recalibrate")
+    elif age > rec.valid_days:
+        out["state"] = "stale"
+        out["warning"] = (f"calibration of device {serial} is {age:.0f} days old (valid "
+                          f"{rec.valid_days:g} days): recalibrate")
+    else:
+        out["state"] = "ok"
+        out["warning"] = None
+    return out
+
+
+def scan_calibration(meta: dict[str, Any], when: datetime | None = None) -> dict[str, Any]:
+    """Calibration status of one scan, for its result record.
+
+    Uses the record named by ``meta["calibration_id"]`` (the one applied to the scan) and the
+    scan's ``timestamp`` for the age when ``when`` is not given. A scan with no calibration
+    applied is ``missing`` (the warning says whether the device has a record that was not used).
+    Same keys as :func:`calibration_status`, plus ``applied`` (bool).
+    """
+    serial = meta.get("device_serial")
+    if when is None and meta.get("timestamp"):
+        try:
+            when = _parse_time(str(meta["timestamp"]))
+        except ValueError:
+            when = None
+    cal_id = meta.get("calibration_id")
+    if not cal_id:
+        st = calibration_status(serial, when)
+        st["applied"] = False
+        if st["id"] is not None:
+            st.update(state="missing", warning=(
+                f"device {serial} has calibration {st['id']} but it was not applied to this "
+                "scan: the Raman-shift axis rests on the factory calibration"))
+        return st
+    out = {"id": cal_id, "serial": serial, "kind": None, "created": None, "age_days": None,
+           "valid_until": None, "laser_nm": None, "state": "missing", "applied": True,
+           "warning": f"calibration {cal_id} named by the scan is not on this machine"}
+    for rec in list_records(serial) if serial else []:
+        if rec.id == cal_id:
+            return _status_of(rec, serial, when, out)
+    return out
 
 
 def calibration_status(serial: str | None, when: datetime | None = None) -> dict[str, Any]:
@@ -201,19 +266,4 @@ def calibration_status(serial: str | None, when: datetime | None = None) -> dict
         out["warning"] = (f"no calibration record for {who}: the Raman-shift axis rests on the "
                           "factory calibration; run `ramanid calibrate`")
         return out
-    age = rec.age_days(when)
-    until = _parse_time(rec.created).timestamp() + rec.valid_days * 86400.0
-    out.update(id=rec.id, kind=rec.kind, created=rec.created, age_days=round(age, 2),
-               valid_until=datetime.fromtimestamp(until, timezone.utc).isoformat(
-                   timespec="seconds").replace("+00:00", "Z"), laser_nm=rec.laser_nm)
-    if not rec.passed:
-        out["state"] = "failed"
-        out["warning"] = (f"the last calibration of device {serial} ({rec.id}) FAILED its "
-                          "checks: treat Raman shifts with caution and recalibrate")
-    elif age > rec.valid_days:
-        out["state"] = "stale"
-        out["warning"] = (f"calibration of device {serial} is {age:.0f} days old (valid "
-                          f"{rec.valid_days:g} days): recalibrate")
-    else:
-        out["state"] = "ok"
-    return out
+    return _status_of(rec, serial, when, out)

@@ -22,7 +22,7 @@ from ramanid.calibration.records import (
     load_record,
     save_record,
 )
-from ramanid.calibration.reference import load_astm_e1840
+from ramanid.calibration.reference import ReferenceBands, load_astm_e1840
 from ramanid.calibration.shift import fit_shift_correction, measure_bands
 from ramanid.calibration.wavelength import fit_wavelength
 
@@ -112,11 +112,23 @@ def calibrate_excitation(serial: str, files: Sequence[str | Path], *, standard: 
     return rec
 
 
+def _reference(compound: str, astm: str | Path | None,
+               bands: Sequence[float] | None) -> ReferenceBands:
+    ref = load_astm_e1840(compound, astm)
+    if not bands:
+        return ref
+    keep = np.array([np.min(np.abs(np.asarray(bands, float) - s)) <= 0.5 for s in ref.shifts])
+    if not keep.any():
+        raise CalibrationError(f"none of the bands {list(bands)} is an ASTM E1840 band of "
+                               f"{ref.compound}", hint=f"choose from {ref.shifts.tolist()}")
+    return ReferenceBands(ref.compound, ref.shifts[keep], ref.intensity_class[keep], ref.source)
+
+
 def _bands(serial: str, path: str | Path, compound: str, astm: str | Path | None,
-           laser_nm: float | None, search_cm1: float):
+           laser_nm: float | None, search_cm1: float, bands: Sequence[float] | None = None):
     rec = load_record(serial)
     meas = read_raw(path, laser_nm=laser_nm)
-    ref = load_astm_e1840(compound, astm)
+    ref = _reference(compound, astm, bands)
     to_shift = shift_function(rec, meas)
     table = measure_bands(meas.x, meas.counts, to_shift, ref, tolerance_cm1=search_cm1)
     return rec, meas, table
@@ -176,8 +188,11 @@ def calibrate_intensity(serial: str, path: str | Path, *, srm: str | None = None
 
 def check_standard(serial: str, path: str | Path, *, compound: str = "polystyrene",
                    astm: str | Path | None = None, tolerance_cm1: float = DEFAULT_TOLERANCE_CM1,
-                   laser_nm: float | None = None, search_cm1: float = 8.0) -> dict[str, Any]:
+                   laser_nm: float | None = None, search_cm1: float = 8.0,
+                   bands: Sequence[float] | None = None) -> dict[str, Any]:
     """Qualification: each reference band's error on the device's calibrated axis, pass/fail.
+
+    ``bands`` restricts the check to some of the compound's ASTM bands (e.g. the sharp ones).
 
     Returns
     -------
@@ -186,7 +201,7 @@ def check_standard(serial: str, path: str | Path, *, compound: str = "polystyren
         ``reference_cm1``, ``measured_cm1``, ``error_cm1``, ``snr``, ``pass``), ``n_matched``,
         ``n_pass``, ``passed`` (every band inside the measured range found and within tolerance).
     """
-    rec, _, table = _bands(serial, path, compound, astm, laser_nm, search_cm1)
+    rec, _, table = _bands(serial, path, compound, astm, laser_nm, search_cm1, bands)
     rows = table.rows(tolerance_cm1)
     lo, hi = table.extra["range_cm1"]
     in_range = [r for r in rows if lo + search_cm1 <= r["reference_cm1"] <= hi - search_cm1]

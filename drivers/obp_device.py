@@ -3,7 +3,8 @@
 Transactions follow SeaBreeze's ``OBPTransaction`` (shared/docs/protocols.md §1.5): a query is
 answered by one message of the same type; a command sent with ACK requested is answered by a
 header-only ACK or NACK. Every request carries a sequence number in ``regarding`` (echoed by the
-device), so a late reply to an earlier attempt is never taken for the current one. Replies are
+device), so a late reply to an earlier attempt is never taken for the current one (a device that
+answers ``regarding = 0`` is accepted too, without that protection). Replies are
 checked by the stream parser (start, header, length, footer, MD5 when present); a spectrum must
 have exactly ``n_pixels`` values, none above the ADC maximum. Bad or missing replies are retried
 (``retries``); NACKs carry the device's error text.
@@ -166,7 +167,7 @@ class ObpDevice(Device):
 
     # -- transactions ---------------------------------------------------------------------------
     def _send(self, msg_type: int, data: bytes, ack: bool) -> int:
-        self._seq = (self._seq + 1) & 0xFFFFFFFF
+        self._seq = self._seq % 0xFFFFFFFF + 1  # 1 .. 2**32-1, never 0
         msg = obp.Message(msg_type, data, obp.FLAG_ACK_REQUESTED if ack else 0, 0, self._seq,
                           self.opts.version, obp.CHECKSUM_MD5 if self._md5 else 0)
         raw = obp.encode(msg)
@@ -191,8 +192,10 @@ class ObpDevice(Device):
                         self.stats["resyncs"] += 1
                         deadline = min(deadline, time.monotonic() + settle)
                     continue
-                if ev.regarding != seq or ev.msg_type != msg_type:
-                    if ev.regarding == seq and ev.is_nack:
+                # a device that does not echo ``regarding`` answers 0 (seq is never 0)
+                tagged = ev.regarding in (seq, 0)
+                if not tagged or ev.msg_type != msg_type:
+                    if tagged and ev.is_nack:
                         return ev  # NACK of a damaged request may carry another type
                     continue  # a stale reply to an earlier attempt
                 return ev

@@ -49,7 +49,7 @@ from ramanid.atomic import atomic_write_text
 from ramanid.errors import EXIT_HAZARD, EXIT_OK, InputError, UsageError
 from ramanid.spectrum import SpectrumBatch
 
-DEFAULT_CHUNK_SIZE = 4096
+DEFAULT_CHUNK_SIZE = 2048
 #: A chunk of at least this many scans on which the engine fails for every scan stops the job.
 SYSTEMIC_FAILURE = 4
 JOB_FILE = "job.json"
@@ -865,10 +865,18 @@ def run_batch(inputs: Sequence[str | Path], options: BatchOptions) -> Summary:
             and config.summary_path.exists():
         # the job had already finished: report it again
         return Summary.from_dict(json.loads(config.summary_path.read_text()))
-    # Load the libraries here once: a bad library stops the job before any work.
-    get_processor(config, config.library)
-    if config.old_library:
-        get_processor(config, config.old_library)
+    # A bad library stops the job before any work. In-process runs build the engine here once;
+    # with worker processes the parent only checks the library files (lighter on memory).
+    in_process = not options.scheduler and (workers == 1 or options.executor == "threads")
+    for lib in (config.library, config.old_library):
+        if lib is None and lib is config.old_library:
+            continue
+        if in_process or config.engine != JobConfig.engine:
+            get_processor(config, lib)
+        else:
+            from ramanid.library import load_library
+
+            load_library(lib)
     _check_job_dir(config, options.resume)
 
     done = {int(p.name[5:13]) for p in config.parts_dir.glob(f"part-*.{fmt}")}
@@ -937,8 +945,14 @@ def _progress(config: JobConfig, show: bool) -> Any:
         return _NoBar()
     from tqdm import tqdm
 
-    return tqdm(total=count_scans(config), unit="scan", unit_scale=True, file=sys.stderr,
-                dynamic_ncols=True, smoothing=0.1, desc="ramanid batch")
+    try:
+        width, height = os.get_terminal_size(sys.stderr.fileno())
+    except (OSError, ValueError):
+        width = height = 0
+    # a terminal that reports no size (0 x 0) would make tqdm hide the bar: assume 100 x 20
+    return tqdm(total=count_scans(config), unit="scan", file=sys.stderr,
+                ncols=width if width >= 40 else 100, nrows=height if height >= 2 else 20,
+                smoothing=0.1, desc="ramanid batch", mininterval=0.2)
 
 
 def exit_status(summary: Summary) -> int:

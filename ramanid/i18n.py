@@ -14,6 +14,9 @@ note) is shown as it is, under a translated label.
 Counts are written as ``label: number`` so that no plural forms are needed (Russian and Arabic
 have several).
 
+Portuguese follows European/African usage (``ficheiro``, ``registada``), as spoken in the
+Lusophone West African countries of the operations; a Brazilian variant may be wanted.
+
 NOTE FOR REVIEWERS: these translations were written carefully, but not by native speakers. Before
 field deployment a native speaker of each language, ideally one with customs or police experience,
 must review every string below, the hazard banner above all.
@@ -271,19 +274,19 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "Class \u201c{cls}\u201d: the library holds no measured reference. A negative result "
               "does NOT rule it out. Load a laboratory-validated library for field use.",
         "es": "Clase «{cls}»: la biblioteca no contiene ninguna referencia medida. Un resultado "
-              "negativo NO la descarta. Para uso en campo, cargue una biblioteca validada por un "
-              "laboratorio.",
+              "negativo NO descarta su presencia. Para uso en campo, cargue una biblioteca "
+              "validada por un laboratorio.",
         "fr": "Classe « {cls} » : la bibliothèque ne contient aucune référence mesurée. Un "
-              "résultat négatif ne l'exclut PAS. Pour l'usage sur le terrain, chargez une "
-              "bibliothèque validée par un laboratoire.",
+              "résultat négatif n'exclut PAS leur présence. Pour l'usage sur le terrain, "
+              "chargez une bibliothèque validée par un laboratoire.",
         "pt": "Classe «{cls}»: a biblioteca não contém nenhuma referência medida. Um resultado "
-              "negativo NÃO a exclui. Para uso em campo, carregue uma biblioteca validada por "
-              "laboratório.",
+              "negativo NÃO exclui a sua presença. Para uso em campo, carregue uma biblioteca "
+              "validada por laboratório.",
         "ru": "Класс «{cls}»: в библиотеке нет ни одного измеренного эталона. Отрицательный "
-              "результат НЕ исключает его. Для работы в полевых условиях загрузите библиотеку, "
-              "валидированную лабораторией.",
+              "результат НЕ исключает присутствия веществ этого класса. Для работы в полевых "
+              "условиях загрузите библиотеку, валидированную лабораторией.",
         "ar": "الفئة «{cls}»: لا تحتوي المكتبة على أي مرجع مُقاس لها. النتيجة السلبية لا "
-              "تستبعدها. للاستخدام الميداني، حمِّل مكتبة معتمدة من مختبر.",
+              "تستبعد وجودها. للاستخدام الميداني، حمِّل مكتبة معتمدة من مختبر.",
     },
     # -- calibration ----------------------------------------------------------------------------
     "cal.ok": {

@@ -21,8 +21,8 @@ spectra. The default recipe (``default_recipe()``) runs, in order:
 
 QC figures per spectrum (``Processed.qc``):
 
-``snr``            largest baseline-removed band height / noise sigma (noise from the MAD of the
-                   native first differences, divided by sqrt 2)
+``snr``            largest baseline-removed band height above the median level / noise sigma
+                   (noise from the MAD of the native first differences, divided by sqrt 2)
 ``saturation``     fraction of native points that sit on a flat top at the row maximum (the same
                    maximum value repeated on neighbouring pixels) or at/above ``saturation_level``
 ``fluorescence``   baseline-to-signal ratio: mean baseline over the covered range / band height
@@ -376,7 +376,10 @@ class Recipe:
             signal[:, lo:hi] = sig
             if base_full is not None:
                 base_full[:, lo:hi] = base
-            height = np.maximum(sig.max(axis=1).astype(np.float64), 0.0)
+            # band height above the median level (the median of a baseline-removed spectrum is
+            # its baseline; for pure noise the height is then only ~3 smoothed sigma)
+            height = np.maximum(sig.max(axis=1).astype(np.float64)
+                                - np.median(sig[:, ::4], axis=1), 0.0)
             qc["snr"] = height / np.maximum(sigma, 1e-12)
             qc["fluorescence"] = np.maximum(base.mean(axis=1), 0.0) / np.maximum(height, 1e-12)
             w = int(p["smooth"]["window"])

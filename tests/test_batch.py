@@ -154,15 +154,63 @@ def test_kill_9_then_resume_gives_every_scan_once(tmp_path: Path, shared_data: P
 
 @pytest.mark.timeout(180)
 def test_dask_local_cluster_gives_identical_results(tmp_path: Path, shared_data: Path) -> None:
-    pytest.importorskip("distributed")
+    distributed = pytest.importorskip("distributed")
     archive = tmp_path / "scans.h5"
     _synthetic_archive(archive, shared_data, 300, seed=7)
-    local, dask = tmp_path / "local.parquet", tmp_path / "dask.parquet"
+    local, dask, remote = (tmp_path / f"{k}.parquet" for k in ("local", "dask", "tcp"))
     s1 = run_batch([archive], BatchOptions(out=str(local), workers=2, chunk_size=64))
     s2 = run_batch([archive], BatchOptions(out=str(dask), workers=2, chunk_size=64,
                                            scheduler="local", dask_processes=False))
     assert _rows(local) == _rows(dask)
     assert s1.to_dict() == s2.to_dict() and s1.scans == 300
+    # an existing cluster reached by its tcp:// address
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                  protocol="tcp://", host="127.0.0.1",
+                                  dashboard_address=None) as cluster:
+        assert cluster.scheduler_address.startswith("tcp://")
+        s3 = run_batch([archive], BatchOptions(out=str(remote), chunk_size=64,
+                                               scheduler=cluster.scheduler_address))
+    assert _rows(remote) == _rows(local) and s3.to_dict() == s1.to_dict()
+
+
+def test_scheduler_without_dask_is_a_clear_error(tmp_path: Path, shared_data: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    archive = tmp_path / "scans.h5"
+    _synthetic_archive(archive, shared_data, 10)
+    monkeypatch.setitem(sys.modules, "distributed", None)   # import fails as if not installed
+    with pytest.raises(UsageError, match=r"ramanid\[dask\]"):
+        run_batch([archive], BatchOptions(out=str(tmp_path / "r.csv"), scheduler="local"))
+
+
+@pytest.mark.timeout(150)
+def test_progress_bar_only_on_a_terminal(tmp_path: Path, shared_data: Path) -> None:
+    import pty
+
+    archive = tmp_path / "scans.h5"
+    _synthetic_archive(archive, shared_data, 200)
+    cmd = [sys.executable, "-m", "ramanid", "batch", str(archive), "--chunk-size", "50",
+           "--workers", "1"]
+    quiet = subprocess.run([*cmd, "--out", str(tmp_path / "a.csv")], capture_output=True,
+                           text=True, timeout=120)
+    assert quiet.returncode in (0, 3) and quiet.stderr == ""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([*cmd, "--out", str(tmp_path / "b.csv")], stdout=subprocess.DEVNULL,
+                            stderr=slave, stdin=subprocess.DEVNULL)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 4096)
+        except OSError:          # the terminal closes when the job exits
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=120)
+    os.close(master)
+    shown = b"".join(chunks).decode("utf-8", "replace")
+    assert proc.returncode in (0, 3)
+    assert "200/200" in shown and "scan/s" in shown
 
 
 def test_resume_refuses_another_job(tmp_path: Path, shared_data: Path) -> None:

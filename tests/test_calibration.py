@@ -262,6 +262,9 @@ def test_cli_full_sequence(tmp_path, shared_data):
     assert res["calibration"]["state"] == "ok"
     assert r.returncode == (0 if res["passed"] else 1)
     r = _cli("calibration", "check", "--device", "ICV785", str(shared_data / PST785),
+             "--bands", "620.9,1001.4,1031.8,1155.3,1583.1,1602.3", "--tolerance", "1", home=home)
+    assert r.returncode == 0 and "6 of 6 bands in range pass: PASS" in r.stdout, r.stdout
+    r = _cli("calibration", "check", "--device", "ICV785", str(shared_data / PST785),
              "--tolerance", "0.01", home=home)
     assert r.returncode == 1 and "FAIL" in r.stdout
     r = _cli("calibrate", "intensity", "--device", "ICV785",
@@ -282,3 +285,31 @@ def test_cli_full_sequence(tmp_path, shared_data):
     # excitation without a wavelength calibration is refused
     r = _cli("calibrate", "excitation", "--device", "NEW", str(shared_data / SI785), home=home)
     assert r.returncode == 1 and "no wavelength calibration" in r.stderr
+
+
+def test_scan_calibration_uses_applied_record_and_scan_time(home):
+    from ramanid.calibration import scan_calibration
+    t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    rec = CalibrationRecord(serial="S9", kind="excitation", standard="silicon", passed=True,
+                            valid_days=30, created=t0.isoformat())
+    save_record(rec)
+    fresh = scan_calibration({"device_serial": "S9", "calibration_id": rec.id,
+                              "timestamp": "2026-01-11T00:00:00Z"})
+    assert fresh["state"] == "ok" and fresh["age_days"] == pytest.approx(10.0)
+    assert fresh["applied"] and fresh["warning"] is None
+    old = scan_calibration({"device_serial": "S9", "calibration_id": rec.id,
+                            "timestamp": "2026-03-01T00:00:00Z"})
+    assert old["state"] == "stale"
+    unused = scan_calibration({"device_serial": "S9", "calibration_id": None})
+    assert unused["state"] == "missing" and not unused["applied"] and rec.id in unused["warning"]
+    foreign = scan_calibration({"device_serial": "S9", "calibration_id": "elsewhere"})
+    assert foreign["state"] == "missing" and "not on this machine" in foreign["warning"]
+
+
+def test_packaged_astm_copy_is_the_shared_file(shared_data):
+    from ramanid.calibration.reference import default_astm_path
+    packaged = default_astm_path()
+    assert packaged is not None and packaged.parent.name == "data"
+    shared = shared_data / "enlighten" / "astm-e1840-peaks.json"
+    assert packaged.read_bytes() == shared.read_bytes()
+    assert (packaged.parent / "LICENSE.astm-e1840-peaks").is_file()

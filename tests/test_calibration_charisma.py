@@ -240,6 +240,15 @@ def _print_tables(shared: Path) -> None:
             sharp = np.abs(t.error[t.matched & np.isin(t.reference, SHARP_BANDS)])
             print(f"PST {Path(f).name}: {cells}  | sharp bands median {np.median(sharp):.2f} "
                   f"max {sharp.max():.2f}")
+            # the same spectrum on the instrument's own (factory) axis, for comparison
+            p = read_raw(f, laser_nm=case["laser"])
+            nominal = p.nominal_wavelength()
+            t0 = measure_bands(p.x, p.counts, lambda x, p=p, nominal=nominal: 1e7 / p.laser_nm
+                               - 1e7 / np.interp(x, p.x, nominal), load_astm_e1840(
+                                   "polystyrene", astm))
+            s0 = np.abs(t0.error[t0.matched & np.isin(t0.reference, SHARP_BANDS)])
+            print(f"    factory axis: sharp bands median {np.median(s0):.2f} max {s0.max():.2f}; "
+                  f"1001.4 error {t0.error[t0.reference == 1001.4][0]:+.2f}")
     results = {name: evaluate(case, astm) for name, case in instruments(root).items()}
     cases = instruments(root)
     print("\n## intensity correction: Pearson r of polystyrene, 400-1800 cm-1, arPLS baseline")
@@ -250,5 +259,50 @@ def _print_tables(shared: Path) -> None:
               f"{pearson(sa, sb, corrected=True):.4f}")
 
 
+def _figure(shared: Path, out: Path) -> None:
+    """Polystyrene band errors per instrument: instrument's own axis vs neon + silicon."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ramanid.atomic import atomic_path
+
+    root, astm = shared / "charisma", shared / "enlighten" / "astm-e1840-peaks.json"
+    ref = load_astm_e1840("polystyrene", astm)
+    cases = instruments(root)
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    for k, case in enumerate(cases.values()):
+        t = evaluate(case, astm)["pst"][0]
+        p = read_raw(case["pst"][0], laser_nm=case["laser"])
+        nom = p.nominal_wavelength()
+        t0 = measure_bands(p.x, p.counts, lambda x, p=p, nom=nom: 1e7 / p.laser_nm
+                           - 1e7 / np.interp(x, p.x, nom), ref)
+        sharp = np.isin(t.reference, SHARP_BANDS)
+        for tab, dx, col, lab in ((t0, -0.15, "tab:gray", "instrument's own axis"),
+                                  (t, 0.15, "tab:blue", "neon + silicon (ramanid)")):
+            ax.scatter(np.full(sharp.sum(), k + dx), tab.error[sharp], s=14, color=col,
+                       label=lab if k == 0 else None)
+            ax.scatter(np.full((~sharp).sum(), k + dx), tab.error[~sharp], s=14,
+                       facecolors="none", edgecolors=col,
+                       label=f"{lab}, broad/overlapped bands" if k == 0 else None)
+    ax.axhspan(-1, 1, color="tab:green", alpha=0.12, label="+-1 cm-1")
+    ax.set_xticks(range(len(cases)), [n.replace(" ", "\n") for n in cases], fontsize=7)
+    ax.set_ylabel("polystyrene band error vs ASTM E1840 (cm-1)")
+    ax.set_ylim(-8, 8)
+    ax.legend(fontsize=7, ncol=2, loc="lower left")
+    ax.set_title("CHARISMA raw spectra: polystyrene after calibrating from each instrument's "
+                 "neon + silicon", fontsize=9)
+    fig.tight_layout()
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+
+
 if __name__ == "__main__":
-    _print_tables(Path(__file__).resolve().parents[1].parent / "shared" / "data")
+    import sys
+
+    _shared = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    if len(sys.argv) > 2 and sys.argv[1] == "--figure":
+        _figure(_shared, Path(sys.argv[2]))
+    else:
+        _print_tables(_shared)

@@ -279,3 +279,52 @@ def test_subprocess_bad_file_exit_1_without_traceback(tmp_path, older):
     assert proc.returncode == 1
     _one_line_error(proc.stderr, "broken.csv")
     assert "IDENTIFIED" in proc.stdout
+
+
+def _run_on_pty(args: list[str], env_extra: dict) -> tuple[int, str]:
+    """Run ``python -m ramanid ARGS`` with stdout on a real pty; return (status, output)."""
+    import pty
+
+    master, slave = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    env.update({"TERM": "xterm-256color", **env_extra})
+    proc = subprocess.Popen([sys.executable, "-m", "ramanid", *args], stdout=slave,
+                            stderr=subprocess.PIPE, env=env, cwd=REPO)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    return proc.wait(timeout=90), b"".join(chunks).decode("utf-8", "replace")
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.skipif(os.name != "posix", reason="needs a pseudo-terminal")
+def test_red_banner_on_a_terminal_and_no_color_respected(older):
+    path = str(older / "ammonium nitrate.csv")
+    status, out = _run_on_pty(["identify", path], {})
+    assert status == 3
+    assert "\x1b[1;97;41m" in out and "DANGER" in out
+    status, out = _run_on_pty(["identify", path], {"NO_COLOR": "1"})
+    assert status == 3
+    assert "\x1b[" not in out and "DANGER" in out
+
+
+@pytest.mark.timeout(60)
+def test_terminal_that_cannot_show_the_language_gets_plain_english(older):
+    from ramanid.cli.identify import run_identification
+    from ramanid.io import read
+
+    raw = io.BytesIO()
+    stream = io.TextIOWrapper(raw, encoding="ascii")
+    status = run_identification(read(older / "ammonium nitrate.csv"), {"lang": "ru"},
+                                stdout=stream)
+    text = raw.getvalue().decode("ascii")
+    assert status == 3
+    assert "DANGER: HIGH HAZARD" in text and "!!" in text and "?" * 5 not in text

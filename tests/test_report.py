@@ -207,7 +207,7 @@ def test_candidates_qc_calibration_and_translated_warnings():
     assert "-1,5 cm-1" in text
     assert "CADUCADA (cal-7, antigüedad 412 días)" in text
     assert "WP-01990" in text and "785,0 nm" in text
-    assert "opioides del grupo del fentanilo" in text and "NO la descarta" in text
+    assert "opioides del grupo del fentanilo" in text and "NO descarta su presencia" in text
     assert "calculada in silico" in text and "Confírmelo en un laboratorio" in text
     assert "a plain warning string" in text
     assert "english text" not in text  # known codes are translated, not echoed in English

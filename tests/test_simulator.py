@@ -178,3 +178,36 @@ def test_simulate_cli_serves_tcp_until_interrupted() -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_simulate_cli_pty_and_scan_cli_on_it() -> None:
+    """`ramanid simulate --pty` serves a real pseudo-terminal; `ramanid scan` reads it."""
+    import json
+    import signal
+
+    proc = subprocess.Popen([sys.executable, "-m", "ramanid", "simulate", "--protocol", "obp",
+                             "--sample", "lactose", "--pty", "--no-pace"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        path = line.split(" at ")[1].split()[0]
+        assert path.startswith("/dev/")
+        scan = subprocess.run([sys.executable, "-m", "ramanid", "scan", "--device", path,
+                               "--protocol", "obp", "--laser-nm", "785", "--integration-ms",
+                               "20", "--json", "--option", "target_baud=115200"],
+                              capture_output=True, text=True, timeout=40)
+        assert scan.returncode == 0, scan.stderr
+        record = json.loads(scan.stdout.splitlines()[0])
+        assert record["candidates"][0]["name"].lower() == "lactose"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_simulate_cli_bad_fault_spec_is_usage_error() -> None:
+    res = subprocess.run([sys.executable, "-m", "ramanid", "simulate", "--faults", "boom=1",
+                          "--tcp", "0"], capture_output=True, text=True, timeout=20)
+    assert res.returncode == 2 and "bad fault item" in res.stderr
+    assert "Traceback" not in res.stderr

@@ -9,7 +9,8 @@
 ``seed``     noise seed; ``signal`` Raman counts/s at the strongest band; ``fluorescence``
              counts/s of background; ``dark`` offset counts; ``laser_nm`` excitation;
              ``baud`` (sts power-up rate), ``baud_ack`` (old/none), ``interlock`` (closed/open),
-             ``byte_order`` (little/big), ``watchdog`` (s), ``serial``
+             ``byte_order`` (little/big), ``watchdog`` (s), ``serial``, ``lamp`` (sts: lamp line
+             drives the laser), ``echo`` (sts: echo the ``regarding`` tag)
 
 The same options are the query of a ``sim://PROFILE?key=value&...`` URL.
 """
@@ -77,7 +78,8 @@ def make_engine(profile: str = "sts", **options: Any):
         raise UsageError(f"unknown simulator profile {profile!r}", hint="use sts or wasatch")
     opts: Mapping[str, Any] = options
     known = {"sample", "pace", "faults", "seed", "signal", "fluorescence", "dark", "laser_nm",
-             "baud", "baud_ack", "interlock", "byte_order", "watchdog", "serial", "lamp"}
+             "baud", "baud_ack", "interlock", "byte_order", "watchdog", "serial", "lamp",
+             "echo"}
     unknown = set(opts) - known
     if unknown:
         raise UsageError(f"unknown simulator option(s): {', '.join(sorted(unknown))}",
@@ -95,7 +97,8 @@ def make_engine(profile: str = "sts", **options: Any):
         dev = ObpSimDevice(det, serial=str(opts.get("serial", "SIM-STS-0001")),
                            baud=int(opts.get("baud", 9600)),
                            baud_ack=str(opts.get("baud_ack", "old")),
-                           lamp_drives_laser=_bool(opts.get("lamp", True)), faults=plan)
+                           lamp_drives_laser=_bool(opts.get("lamp", True)), faults=plan,
+                           echo_regarding=_bool(opts.get("echo", True)))
     else:
         laser = float(opts.get("laser_nm", WASATCH_LASER_NM))
         det = DetectorModel(sample, WASATCH_WAVECAL, laser, 1952, adc_bits=16, **common)

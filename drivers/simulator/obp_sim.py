@@ -44,12 +44,16 @@ class ObpSimDevice:
         builds that wire the laser to it [inferred]; otherwise the laser is always on.
     faults
         Fault plan (for NACK faults; byte faults are applied by the engine).
+    echo_regarding
+        Echo the request's ``regarding`` tag (SeaBreeze says devices do); ``False`` answers 0.
     """
 
     def __init__(self, detector: DetectorModel, serial: str = "SIM-STS-0001",
                  firmware: int = 0x0123, baud: int = 9600, baud_ack: str = "old",
-                 lamp_drives_laser: bool = True, faults: FaultPlan | None = None) -> None:
+                 lamp_drives_laser: bool = True, faults: FaultPlan | None = None,
+                 echo_regarding: bool = True) -> None:
         self.detector = detector
+        self.echo_regarding = echo_regarding
         self.serial = serial
         self.firmware = firmware
         self.power_on_baud = baud
@@ -83,7 +87,8 @@ class ObpSimDevice:
             flags |= obp.FLAG_NACK
         elif req.flags & obp.FLAG_ACK_REQUESTED:
             flags |= obp.FLAG_ACK
-        msg = obp.Message(req.msg_type, data, flags, errno, req.regarding, req.version,
+        regarding = req.regarding if self.echo_regarding else 0
+        msg = obp.Message(req.msg_type, data, flags, errno, regarding, req.version,
                           obp.CHECKSUM_MD5 if req.checksum_type == obp.CHECKSUM_MD5 else 0)
         return Reply(obp.encode(msg), max(now, self.busy_until) if ready_at is None else ready_at,
                      kind, after_send)

@@ -38,6 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="pass/fail tolerance per band (1.0 cm-1)")
     chk.add_argument("--compound", default="polystyrene", help="ASTM E1840 compound")
     chk.add_argument("--astm", metavar="JSON", help="astm-e1840-peaks.json to use")
+    chk.add_argument("--bands", metavar="CM1,CM1,...",
+                     help="check only these ASTM bands (e.g. 620.9,1001.4,1031.8,1155.3,1602.3)")
     chk.add_argument("--laser", type=float, metavar="NM", help="nominal laser (two-column files)")
     chk.add_argument("--json", action="store_true", help="machine-readable output")
     chk.set_defaults(func=_check)
@@ -96,9 +98,15 @@ def _check(args: argparse.Namespace) -> int:
     from ramanid.calibration.records import calibration_status
     from ramanid.calibration.steps import check_standard
     from ramanid.cli.calibrate import _band_table
+    from ramanid.errors import UsageError
 
+    try:
+        bands = [float(b) for b in args.bands.split(",")] if args.bands else None
+    except ValueError as exc:
+        raise UsageError(f"--bands {args.bands!r} is not a list of numbers",
+                         hint="e.g. --bands 620.9,1001.4,1602.3") from exc
     res = check_standard(args.device, args.file, compound=args.compound, astm=args.astm,
-                         tolerance_cm1=args.tolerance, laser_nm=args.laser)
+                         tolerance_cm1=args.tolerance, laser_nm=args.laser, bands=bands)
     res["calibration"] = calibration_status(args.device)
     if args.json:
         print(json.dumps(res, indent=1))

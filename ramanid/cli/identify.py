@@ -221,7 +221,7 @@ def run_identification(batch_or_batches: Any, options: Any = None, *, input_erro
         When the library cannot be loaded (the CLI prints it as one line, exit status 1).
     """
     from ramanid.identify import identify
-    from ramanid.report import exit_status, json_line, render_text
+    from ramanid.report import can_encode, exit_status, json_line, render_text
     from ramanid.spectrum import SpectrumBatch
 
     stdout = sys.stdout if stdout is None else stdout
@@ -261,6 +261,10 @@ def run_identification(batch_or_batches: Any, options: Any = None, *, input_erro
     if not as_json:
         color = _opt(options, "color")
         text = render_text(records, lang, color, errors=errors, stream=stdout)
+        if not can_encode(text, stdout):
+            # a terminal that cannot show the language: English in plain ASCII beats "????"
+            text = render_text(records, "en", color, errors=errors, ascii_only=True,
+                               stream=stdout)
         _emit(text, stdout)
 
     plot = _opt(options, "plot")

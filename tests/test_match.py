@@ -1,0 +1,121 @@
+"""Correlation matching, shift search, top-k and batched NNLS, on real spectra."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.optimize import nnls
+
+from ramanid.io import read
+from ramanid.match import Matcher, shift_rows, top_k
+from ramanid.mixture import design_gram, nnls_gram
+from ramanid.preprocess import default_recipe
+from ramanid.spectrum import SpectrumBatch
+
+pytestmark = pytest.mark.timeout(60)
+
+NAMES = ("caffeine", "lactose", "glucose", "sucrose", "acetaminophen", "Sodium Bicarbonate",
+         "fructose", "polystyrene", "toluene", "melamine")
+
+
+@pytest.fixture(scope="module")
+def lib(shared_data):
+    r = default_recipe()
+    rows = [r.process(read(shared_data / "enlighten" / "library" / f"{n}.csv")).X[0]
+            for n in NAMES]
+    return r, np.vstack(rows)
+
+
+def test_scores_are_pearson_full_and_partial(lib):
+    r, L = lib
+    m = Matcher(L, 2.0, max_shift=0)
+    rng = np.random.default_rng(0)
+    X = L[[1, 4]] + rng.normal(0, 0.01, (2, L.shape[1])).astype(np.float32)
+    X -= X.mean(axis=1, keepdims=True)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    s, _ = m.scores(X)
+    ref = np.corrcoef(np.vstack([X, L]))[:2, 2:]
+    assert np.allclose(s, ref, atol=1e-5)
+    # partial coverage: only [lo, hi) is measured; r must be Pearson on that range
+    lo, hi = 100, 500
+    Xp = np.zeros_like(X)
+    Xp[:, lo:hi] = X[:, lo:hi] - X[:, lo:hi].mean(axis=1, keepdims=True)
+    Xp /= np.linalg.norm(Xp, axis=1, keepdims=True)
+    sp, _ = m.scores(Xp, lo, hi)
+    refp = np.corrcoef(np.hstack([Xp[:, lo:hi].T, L[:, lo:hi].T]).T)[:2, 2:]
+    assert np.allclose(sp, refp, atol=1e-5)
+
+
+def test_shift_search_finds_and_reports_the_offset(lib):
+    _, L = lib
+    m = Matcher(L, 2.0, max_shift=10, shift_step=2)
+    X = shift_rows(L[[0, 2]], 6.0 / 2.0)           # scans read 6 cm-1 high
+    s, arg = m.scores(X)
+    assert list(s.argmax(axis=1)) == [0, 2]
+    assert m.shifts[arg[0, 0]] == pytest.approx(6.0)
+    assert s[0, 0] > 0.99
+    plain = Matcher(L, 2.0, max_shift=0).scores(X)[0]
+    assert plain[0, 0] < s[0, 0] - 0.05            # without the search the score drops
+
+
+def test_derivative_mode_is_pearson_of_differences(lib):
+    _, L = lib
+    m = Matcher(L, 2.0, max_shift=0, derivative=True)
+    s, _ = m.scores(L[:3])
+    d = np.diff(L, axis=1)
+    ref = np.corrcoef(d)[:3]
+    assert np.allclose(s, ref, atol=1e-5)
+
+
+def test_top_k_sorted():
+    S = np.random.default_rng(1).normal(size=(20, 50)).astype(np.float32)
+    ids, vals = top_k(S, 5)
+    assert np.array_equal(ids, np.argsort(-S, axis=1)[:, :5])
+    assert np.all(np.diff(vals, axis=1) <= 0)
+
+
+def test_batched_nnls_equals_scipy_nnls():
+    rng = np.random.default_rng(2)
+    n, k, m = 40, 4, 120
+    A = rng.normal(size=(n, k, m))
+    A[:, 1] = 0.9 * A[:, 0] + 0.1 * A[:, 1]          # collinear-ish columns
+    x = np.einsum("nkm,nk->nm", A, rng.uniform(-1, 1, (n, k)))
+    x += rng.normal(0, 0.1, x.shape)
+    G = np.einsum("nim,njm->nij", A, A)
+    b = np.einsum("nim,nm->ni", A, x)
+    xx = np.einsum("nm,nm->n", x, x)
+    fit = nnls_gram(G, b, xx)
+    for i in range(n):
+        c, res = nnls(A[i].T, x[i])
+        assert np.allclose(fit.coef[i], c, atol=1e-6)
+        assert fit.rss[i] == pytest.approx(res**2, rel=1e-6, abs=1e-9)
+        for j in range(k):  # dRSS_j = best fit without j minus best fit
+            keep = [t for t in range(k) if t != j]
+            _, r2 = nnls(A[i][keep].T, x[i])
+            assert fit.drss[i, j] == pytest.approx(r2**2 - res**2, rel=1e-5, abs=1e-8)
+
+
+def test_nnls_recovers_real_mixture_fractions(lib):
+    r, L = lib
+    # mix on the processed rows: 70 % lactose + 30 % caffeine
+    x = 0.7 * L[1] + 0.3 * L[0]
+    x = (x - x.mean()) / np.linalg.norm(x - x.mean())
+    rows = L[[0, 1, 2, 3]][None]
+    G, b = design_gram(rows, x[None], 0, L.shape[1])
+    fit = nnls_gram(G, b)
+    coef = fit.coef[0]
+    frac = fit.fractions()[0]
+    assert coef[2] < 0.02 and coef[3] < 0.02
+    assert frac[1] == pytest.approx(0.7, abs=0.02) and frac[0] == pytest.approx(0.3, abs=0.02)
+    assert fit.rss[0] < 1e-6
+
+
+def test_matcher_ranks_real_cross_instrument_scans(lib, shared_data):
+    r, L = lib
+    m = Matcher(L, 2.0)
+    batch = [read(shared_data / "enlighten" / "library-older" / f"{n}.csv")
+             for n in ("glucose", "sucrose", "acetaminophen", "toluene")]
+    for b, want in zip(batch, (2, 3, 4, 8)):
+        p = r.process(SpectrumBatch(b.axis, b.intensity))
+        s, _ = m.scores(p.X, p.lo, p.hi)
+        assert int(s[0].argmax()) == want
