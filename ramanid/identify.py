@@ -18,9 +18,11 @@ Decision rules, per scan (all thresholds from :func:`calibrate`, never from eval
    ``sqrt(1 - RSS)`` reaches ``r_floor``; else ``match`` when the top r reaches the entry's
    own threshold ``t_j``; else ``no_match``.
 5. Hazard layer: every hazardous entry (hazard_level high/extreme) is fitted on every scan
-   together with the top non-hazard candidates; it alarms when its dRSS exceeds its own
-   threshold ``tau_h`` (and the noise test) and its fraction >= ``min_hazard_fraction``, or
-   when it is the matched substance / a mixture component.
+   together with the top non-hazard candidates; it alarms when (a) it explains the majority
+   (``min_explained`` = 0.5) of what the non-hazard candidates leave unexplained,
+   ``dRSS_h / RSS_safe >= 0.5``, (b) ``dRSS_h`` passes the z-sigma noise test and its own
+   threshold ``tau_h``, and (c) its fraction >= ``min_hazard_fraction``; or when it is the
+   matched substance / a mixture component.
 
 Threshold procedure (:func:`calibrate`, run in ``Identifier.__init__`` from the library alone):
 
@@ -36,8 +38,10 @@ Threshold procedure (:func:`calibrate`, run in ``Identifier.__init__`` from the 
   factor of 25 % rms with 60 cm-1 correlation length (orientation, crystallinity, response),
   white noise at peak SNR 50; fixed seed) are fitted exactly
   as field scans are; ``tau_mix`` is the 99th percentile of the second-largest dRSS (a
-  spurious component on a pure substance), ``tau_h`` 1.5x the 99.5th percentile of hazard h's
-  dRSS on these pure non-hazard pseudo-scans (false-alarm control).
+  spurious component on a pure substance), ``tau_h`` the 99.5th percentile of hazard h's
+  dRSS on these pure non-hazard pseudo-scans counting only those that pass the majority rule
+  (a): the joint false-alarm rate on the null is then <= 0.5 % per hazardous entry (when fewer
+  than 0.5 % pass the rule, ``tau_h`` is 0 and the rule alone controls it).
 """
 
 from __future__ import annotations
@@ -100,6 +104,7 @@ class Thresholds:
     min_coverage: float = 0.5
     min_fraction: float = 0.05
     min_hazard_fraction: float = 0.03
+    min_explained: float = 0.5
     z_noise: float = 5.0
     margin: float = 0.02
     t_cap: float = 0.97
@@ -111,6 +116,7 @@ class Thresholds:
                 "min_snr": self.min_snr, "max_saturation": self.max_saturation,
                 "max_fluorescence": self.max_fluorescence, "min_coverage": self.min_coverage,
                 "min_fraction": self.min_fraction, "min_hazard_fraction": self.min_hazard_fraction,
+                "min_explained": self.min_explained,
                 "z_noise": self.z_noise}
 
 
@@ -224,8 +230,9 @@ def calibrate(ident: Identifier, *, reps: int = 6, seed: int = 0) -> Thresholds:
         d = np.sort(fit.drss, axis=1)
         tau_mix = float(np.quantile(d[:, -2], 0.99)) if d.shape[1] > 1 else 0.0
         if ident.hazard_idx.size:
-            drss_h, _ = ident._hazard_fit(X, 0, ident.n_points, sc)
-            tau_h = 1.5 * np.quantile(drss_h, 0.995, axis=0)
+            drss_h, _, ratio = ident._hazard_fit(X, 0, ident.n_points, sc)
+            passing = np.where(ratio >= proto.min_explained, drss_h, 0.0)
+            tau_h = np.quantile(passing, 0.995, axis=0)
     return Thresholds(r_floor=r_floor, t_entry=t_entry, tau_mix=tau_mix,
                       tau_hazard=np.asarray(tau_h, dtype=np.float64))
 
@@ -356,18 +363,19 @@ class Identifier:
         return nnls_gram(G, b, valid=cand >= 0), cand, s_star
 
     def _hazard_fit(self, X: np.ndarray, lo: int, hi: int, sc: _Scores
-                    ) -> tuple[np.ndarray, np.ndarray]:
-        """dRSS and fraction of each hazardous entry added to the non-hazard NNLS fit.
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """dRSS, fraction and explained share of each hazardous entry added to the safe fit.
 
         The top non-hazard candidates are fitted by NNLS once; then, for all hazardous entries
         at once, the residual's component along the part of the hazard spectrum not explained
         by the active non-hazard components gives its least-squares coefficient and residual
         reduction: ``dRSS_h = max(r.h, 0)^2 / ||h_perp||^2`` (a projection, no loop over scans).
+        The explained share is ``dRSS_h / RSS_safe``.
         """
         n = X.shape[0]
         H = self.hazard_idx.size
         if H == 0 or not (~self.is_hazard).any():
-            return np.zeros((n, H)), np.zeros((n, H))
+            return np.zeros((n, H)), np.zeros((n, H)), np.zeros((n, H))
         k = max(1, min(3, int((~self.is_hazard).sum())))
         safe = self._candidates(sc.score, ~self.is_hazard, k)
         rows = np.arange(n)
@@ -401,7 +409,8 @@ class Identifier:
         drss = rh * coef
         rest = np.maximum(c[:, :, None] - coef[:, None, :] * y, 0.0).sum(axis=1)   # (n, H)
         frac = coef / np.maximum(coef + rest, 1e-12)
-        return drss, frac
+        share = drss / np.maximum(fit.rss, 1e-12)[:, None]
+        return drss, frac, share
 
     # ---------------------------------------------------------------------------------------
     def run(self, batch: SpectrumBatch) -> ResultSet:
@@ -478,9 +487,9 @@ class Identifier:
         hits = np.zeros((n, H), dtype=bool)
         hfrac = np.zeros((n, H))
         if H:
-            drss_h, hfrac = self._hazard_fit(X, lo, hi, sc)
+            drss_h, hfrac, share = self._hazard_fit(X, lo, hi, sc)
             hits = (drss_h > np.maximum(th.tau_hazard[None, :], noise2[:, None])) \
-                & (hfrac >= th.min_hazard_fraction)
+                & (hfrac >= th.min_hazard_fraction) & (share >= th.min_explained)
             hits |= np.any(comp[:, :, None] == self.hazard_idx[None, None, :], axis=1)
             hits[reason > 0] = False
         lvl = np.zeros(n, dtype=np.int8)

@@ -43,7 +43,7 @@ def test_demo_raises_the_alarm_and_writes_plots(tmp_path, capsys, library):
     out = tmp_path / "demo out"
     status = main(["demo", "--out", str(out)])
     text = capsys.readouterr().out
-    assert status == 3
+    assert status == 0  # the demo's alarms are the demonstration, not a failure
     assert "DANGER" in text
     assert "identified: lactose" in text.lower()
     assert "identified: ammonium nitrate" in text.lower()
@@ -68,7 +68,7 @@ def test_demo_raises_the_alarm_and_writes_plots(tmp_path, capsys, library):
 def test_demo_json_and_language(tmp_path, capsys, library):
     status = main(["demo", "--out", str(tmp_path), "--json", "--lang", "ru"])
     captured = capsys.readouterr()
-    assert status == 3
+    assert status == 0
     records = [json.loads(line) for line in captured.out.splitlines()]
     assert len(records) >= 2
     by_name = {r["source"].rsplit("/", 1)[-1]: r for r in records}
