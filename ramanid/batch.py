@@ -38,6 +38,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -261,7 +262,10 @@ def walk_files(directory: Path, exclude: Sequence[Path] = ()) -> Iterator[Path]:
 
 
 def check_inputs(inputs: Sequence[str | Path]) -> tuple[str, ...]:
-    """Absolute paths of the inputs; :class:`InputError` for one that is not there."""
+    """Absolute paths of the inputs (directories, archives, single scan files).
+
+    Raises :class:`InputError` for one that is not there, or an ``.h5`` that is no archive.
+    """
     from ramanid.io.archive import is_archive
 
     if not inputs:
@@ -271,10 +275,9 @@ def check_inputs(inputs: Sequence[str | Path]) -> tuple[str, ...]:
         p = Path(item)
         if not p.exists():
             raise InputError("no such file or directory", source=p)
-        if p.is_file() and not is_archive(p):
-            raise InputError("not a directory or a ramanid scan archive", source=p,
-                             hint="pack single files with `ramanid archive pack`, or give the "
-                                  "directory that holds them")
+        if p.suffix.lower() in (".h5", ".hdf5") and p.is_file() and not is_archive(p):
+            raise InputError("not a ramanid scan archive", source=p,
+                             hint="pack scan files with `ramanid archive pack DIR --out FILE.h5`")
         out.append(str(p.resolve()))
     return tuple(out)
 
@@ -296,24 +299,30 @@ def iter_tasks(config: JobConfig) -> Iterator[Task]:
             yield Task(index, "archive", str(path), a, b)
             index += 1
 
-    for item in config.inputs:
-        p = Path(item)
-        if p.is_file():
-            yield from archive_tasks(p)
-            continue
-        files: list[str] = []
-        for f in walk_files(p, exclude):
-            if f.suffix.lower() in (".h5", ".hdf5") and is_archive(f):
-                yield from archive_tasks(f)
-                continue
-            files.append(str(f))
-            if len(files) == config.chunk_size:
+    def paths() -> Iterator[Path]:
+        for item in config.inputs:
+            p = Path(item)
+            if p.is_dir():
+                yield from walk_files(p, exclude)
+            else:
+                yield p
+
+    files: list[str] = []
+    for f in paths():                 # in input order, each directory walked in sorted order
+        if f.suffix.lower() in (".h5", ".hdf5") and is_archive(f):
+            if files:
                 yield Task(index, "files", files=tuple(files))
                 index += 1
                 files = []
-        if files:
+            yield from archive_tasks(f)
+            continue
+        files.append(str(f))
+        if len(files) == config.chunk_size:
             yield Task(index, "files", files=tuple(files))
             index += 1
+            files = []
+    if files:
+        yield Task(index, "files", files=tuple(files))
 
 
 def count_scans(config: JobConfig) -> int:
@@ -909,6 +918,11 @@ def run_batch(inputs: Sequence[str | Path], options: BatchOptions) -> Summary:
         for result in results:
             summary.add(Summary.from_dict(result))
             bar.update(sizes.pop(int(result["task"]), 0))
+    except BrokenProcessPool as exc:
+        raise InputError("a worker process died (out of memory, or killed)",
+                         source=config.out,
+                         hint="finished chunks are kept: run again with --resume, with a "
+                              "smaller --chunk-size or fewer --workers") from exc
     finally:
         bar.close()
     _assemble(config, n_tasks, summary)
