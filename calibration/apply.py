@@ -17,11 +17,11 @@ PixelScan = tuple[np.ndarray, np.ndarray, Sequence[dict[str, Any]]]
 
 
 def _finish(shift: np.ndarray, intensity: np.ndarray, meta: list[dict[str, Any]],
-            record: CalibrationRecord) -> SpectrumBatch:
+            record: CalibrationRecord, use_intensity: bool) -> SpectrumBatch:
     corr = record.shift_fit()
     if corr is not None:
         shift = corr(shift)
-    inten = record.intensity_fit()
+    inten = record.intensity_fit() if use_intensity else None
     if inten is not None:
         intensity = inten.apply(shift, intensity)
     order = np.argsort(shift)
@@ -37,27 +37,36 @@ def _finish(shift: np.ndarray, intensity: np.ndarray, meta: list[dict[str, Any]]
 
 
 def apply_calibration(data: SpectrumBatch | PixelScan, record: CalibrationRecord, *,
-                      laser_nm: float | None = None) -> SpectrumBatch:
+                      laser_nm: float | None = None, intensity: bool = False) -> SpectrumBatch:
     """Put scans on the calibrated Raman-shift axis (and response-correct them when possible).
 
     Parameters
     ----------
     data
         Either a :class:`SpectrumBatch` whose axis is the instrument's own Raman shift (computed
-        with the nominal laser ``meta["laser_nm"]`` or ``laser_nm``), or a device scan
+        with the nominal laser ``meta["laser_nm"]`` or ``laser_nm``; when the batch carries its
+        factory polynomial ``meta["wavecal_coeffs"]`` and the record a pixel fit, each point's
+        pixel is recovered and the record's fit used), or a device scan
         ``(pixels, counts, meta)``: 1-D pixel indices, counts of shape ``(n_scans, n_pixels)``
         (or 1-D for one scan) and one metadata dict per scan.
     record
         The device's calibration record (:func:`load_record`).
     laser_nm
         Nominal laser of a batch whose metadata lacks it.
+    intensity
+        Also apply the record's SRM response correction (inside its certified range only).
+        Off by default: a scan must be processed like the library it is matched against, and
+        the shipped library is built from spectra that are not response-corrected (ENLIGHTEN
+        exports, "Raman Intensity Corrected = False"). Turn it on for libraries built from
+        SRM-corrected spectra.
 
     Returns
     -------
     SpectrumBatch
         Increasing calibrated shift axis; ``meta["calibration_id"]`` set, ``meta["laser_nm"]``
-        the calibrated excitation; intensities multiplied by the SRM response correction inside
-        its certified range only (``meta["intensity_corrected_cm1"]`` gives that range).
+        the calibrated excitation; with ``intensity=True`` intensities multiplied by the SRM
+        response correction inside its certified range only (``meta["intensity_corrected_cm1"]``
+        gives that range).
 
     Raises
     ------
@@ -69,6 +78,20 @@ def apply_calibration(data: SpectrumBatch | PixelScan, record: CalibrationRecord
         nominal = laser_nm or data.meta[0].get("laser_nm") or (wf.laser_nm if wf else None)
         meta = [dict(m) for m in data.meta]
         shift = data.axis.copy()
+        coeffs = meta[0].get("wavecal_coeffs")
+        if wf is not None and wf.x_kind == "pixel" and coeffs and nominal is not None:
+            # The instrument computed its axis from its factory polynomial (plain 1/lambda):
+            # recover each point's pixel, then use the record's pixel -> wavelength fit.
+            lo, hi = wf.domain
+            grid = np.linspace(lo - 0.2 * (hi - lo), hi + 0.2 * (hi - lo), 40001)
+            wl_grid = np.polynomial.polynomial.polyval(grid, np.asarray(coeffs, dtype=float))
+            if np.all(np.diff(wl_grid) > 0):
+                wl_factory = 1e7 / (1e7 / float(nominal) - shift)
+                pixels = np.interp(wl_factory, wl_grid, grid)
+                laser = record.laser_nm or float(nominal)
+                shift = air_wavelength_to_shift(wf(pixels), laser)
+                return _finish(shift, np.array(data.intensity, dtype=np.float64), meta, record,
+                               intensity)
         if record.laser_nm is not None or (wf is not None and wf.x_kind == "nominal_nm"):
             if nominal is None:
                 raise CalibrationError(
@@ -78,7 +101,8 @@ def apply_calibration(data: SpectrumBatch | PixelScan, record: CalibrationRecord
             if wf is not None and wf.x_kind == "nominal_nm":
                 wl = wf(wl)
             shift = air_wavelength_to_shift(wl, record.laser_nm or float(nominal))
-        return _finish(shift, np.array(data.intensity, dtype=np.float64), meta, record)
+        return _finish(shift, np.array(data.intensity, dtype=np.float64), meta, record,
+                       intensity)
 
     pixels, counts, meta_in = data
     if wf is None or wf.x_kind != "pixel":
@@ -92,7 +116,7 @@ def apply_calibration(data: SpectrumBatch | PixelScan, record: CalibrationRecord
     counts = np.atleast_2d(np.asarray(counts, dtype=np.float64))
     meta = [dict(m) for m in meta_in] or [{} for _ in range(counts.shape[0])]
     shift = air_wavelength_to_shift(wf(np.asarray(pixels, dtype=np.float64)), float(laser))
-    return _finish(shift, counts, meta, record)
+    return _finish(shift, counts, meta, record, intensity)
 
 
 def shift_function(record: CalibrationRecord | None, meas: RawMeasurement

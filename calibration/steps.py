@@ -67,7 +67,7 @@ def calibrate_wavelength(serial: str, files: Sequence[str | Path], *, lamp: str 
         residuals={"rms_nm": wf.rms_nm, "rms_cm1": wf.rms_cm1, "max_cm1": wf.max_cm1,
                    "n_lines": len(wf.lines["x"]), "model": wf.model,
                    "loo_rms_cm1": wf.loo_rms_cm1, "lines": wf.lines},
-        passed=bool(wf.rms_cm1 <= max_rms_cm1), tolerance_cm1=max_rms_cm1)
+        passed=bool(wf.loo_rms_cm1[wf.model] <= max_rms_cm1), tolerance_cm1=max_rms_cm1)
     if parent is not None:
         rec.parent = parent.id
         rec.intensity = parent.intensity

@@ -111,6 +111,8 @@ class WavelengthFit:
                 "laser_nm": self.laser_nm, "domain": list(self.domain),
                 "pixel_coeffs": self.pixel_coeffs() if self.x_kind == "pixel" else None,
                 "n_lines": len(self.lines.get("x", [])), "n_peaks": self.n_peaks,
+                "line_span_x": [min(self.lines["x"]), max(self.lines["x"])]
+                if self.lines.get("x") else None,
                 "n_rejected": self.n_rejected, "rms_nm": self.rms_nm, "rms_cm1": self.rms_cm1,
                 "max_cm1": self.max_cm1, "model": self.model, "knots_x": self.knots_x,
                 "knots_nm": self.knots_nm, "loo_rms_cm1": self.loo_rms_cm1, "lines": self.lines}

@@ -474,8 +474,13 @@ def _read_task(task: Task) -> tuple[list[SpectrumBatch], list[tuple[int, batch_i
     if task.kind == "archive":
         from ramanid.io.archive import ArchiveReader
 
-        with ArchiveReader(task.path) as reader:
-            block = reader.read_block(task.start, task.stop)
+        try:
+            with ArchiveReader(task.path) as reader:
+                block = reader.read_block(task.start, task.stop)
+        except InputError as exc:   # a damaged part of the archive: record it, go on
+            sources = [f"{task.path}#{i}" for i in range(task.start, task.stop)]
+            return [], [(0, _error_table(sources, [_path_id(s) for s in sources],
+                                         exc.message))], None
         return [block.to_batch(task.path)], [], _array_meta_columns(block.meta_arrays())
     from ramanid.io import read_batches
 

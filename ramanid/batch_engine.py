@@ -142,12 +142,22 @@ def _entry_text(ident: Any) -> _EntryText:
 
 
 def _rounded(a: np.ndarray, digits: int) -> list[float]:
-    """Python's correctly rounded ``round(float(x), digits)`` of every element (as the records)."""
+    """``round(float(x), digits)`` of every element, exactly as the records round.
+
+    For float32 input (24-bit significands) and ``digits <= 4`` the product ``x * 10**digits``
+    is exact in float64, so ``rint`` (half to even, like ``round``) and one correctly rounded
+    division give Python's result bit for bit, vectorised; other input goes through ``round``.
+    """
+    a = np.asarray(a)
+    if a.dtype.itemsize <= 4 and a.dtype.kind == "f" and digits <= 4:
+        scale = 10.0 ** digits
+        return (np.rint(a.astype(np.float64).ravel() * scale) / scale).tolist()
     return [round(x, digits) for x in a.astype(np.float64).ravel().tolist()]
 
 
 def _text(values: list[float] | list[int]) -> np.ndarray:
-    return np.array([repr(v) for v in values], dtype=object)
+    """``repr`` of each number (the JSON text of the records)."""
+    return np.array(list(map(repr, values)), dtype=object)
 
 
 def columns_from_resultset(rs: Any) -> dict[str, np.ndarray]:

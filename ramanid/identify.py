@@ -15,14 +15,16 @@ Decision rules, per scan (all thresholds from :func:`calibrate`, never from eval
    ``max(tau_mix, z^2 sigma^2)`` (library model-mismatch null, and a z-sigma noise test with the
    scan's own noise sigma in processed units) and its spectral fraction >= ``min_fraction``.
 4. ``mixture`` when >= 2 components are significant and the mixture's correlation
-   ``sqrt(1 - RSS)`` reaches ``r_floor``; else ``match`` when the top r reaches the entry's
-   own threshold ``t_j``; else ``no_match``.
+   ``sqrt(1 - RSS)`` reaches ``r_floor``; else ``match`` when the top r, corrected for the
+   attenuation by the scan's own noise (``r / sqrt(1 - E)``, E = expected noise energy of the
+   unit-norm scan, capped at ``max_noise_energy``), reaches the entry's own threshold ``t_j``;
+   else ``no_match``. Reported scores are the measured r, uncorrected.
 5. Hazard layer: every hazardous entry (hazard_level high/extreme) is fitted on every scan
    together with the top non-hazard candidates; it alarms when (a) it explains the majority
-   (``min_explained`` = 0.5) of what the non-hazard candidates leave unexplained,
-   ``dRSS_h / RSS_safe >= 0.5``, (b) ``dRSS_h`` passes the z-sigma noise test and its own
-   threshold ``tau_h``, and (c) its fraction >= ``min_hazard_fraction``; or when it is the
-   matched substance / a mixture component.
+   (``min_explained`` = 0.5) of the structured residual the non-hazard candidates leave,
+   ``dRSS_h / (RSS_safe - expected noise energy) >= 0.5``, (b) ``dRSS_h`` passes the z-sigma
+   noise test and its own threshold ``tau_h``, and (c) its fraction >= ``min_hazard_fraction``;
+   or when it is the matched substance / a mixture component.
 
 Threshold procedure (:func:`calibrate`, run in ``Identifier.__init__`` from the library alone):
 
@@ -98,7 +100,8 @@ class Thresholds:
     t_entry: np.ndarray
     tau_mix: float
     tau_hazard: np.ndarray
-    min_snr: float = 10.0
+    min_snr: float = 5.0
+    max_noise_energy: float = 0.5
     max_saturation: float = 0.002
     max_fluorescence: float = 50.0
     min_coverage: float = 0.5
@@ -199,10 +202,12 @@ def _pseudo_scans(L: np.ndarray, step: float, reps: int, rng: np.random.Generato
     tilt = (1 + a * t + b * t**2) * np.maximum(1 + 0.25 * field, 0.2)
     base = out - out.min(axis=1, keepdims=True)
     out = base * tilt
-    out += rng.normal(size=out.shape) * (out.max(axis=1, keepdims=True) / snr)
+    sigma = out.max(axis=1) / snr
+    out += rng.normal(size=out.shape) * sigma[:, None]
     out -= out.mean(axis=1, keepdims=True)
-    out /= np.linalg.norm(out, axis=1, keepdims=True)
-    return out.astype(np.float32), idx
+    nrm = np.linalg.norm(out, axis=1)
+    out /= nrm[:, None]
+    return out.astype(np.float32), idx, sigma / nrm
 
 
 def calibrate(ident: Identifier, *, reps: int = 6, seed: int = 0) -> Thresholds:
@@ -224,13 +229,14 @@ def calibrate(ident: Identifier, *, reps: int = 6, seed: int = 0) -> Thresholds:
     safe = np.flatnonzero(~ident.is_hazard)
     tau_mix, tau_h = 0.0, np.zeros(ident.hazard_idx.size)
     if safe.size:
-        X, _ = _pseudo_scans(L[safe], ident.step, reps, rng)
+        X, _, noise = _pseudo_scans(L[safe], ident.step, reps, rng)
         sc = ident._score(X, 0, ident.n_points)
         fit, _, _ = ident._mixture(X, 0, ident.n_points, sc)
         d = np.sort(fit.drss, axis=1)
         tau_mix = float(np.quantile(d[:, -2], 0.99)) if d.shape[1] > 1 else 0.0
         if ident.hazard_idx.size:
-            drss_h, _, ratio = ident._hazard_fit(X, 0, ident.n_points, sc)
+            drss_h, _, ratio = ident._hazard_fit(X, 0, ident.n_points, sc,
+                                                 ident.n_points * noise**2)
             passing = np.where(ratio >= proto.min_explained, drss_h, 0.0)
             tau_h = np.quantile(passing, 0.995, axis=0)
     return Thresholds(r_floor=r_floor, t_entry=t_entry, tau_mix=tau_mix,
@@ -362,7 +368,8 @@ class Identifier:
         G, b = self._design(cand, s_star, sc, X, lo, hi)
         return nnls_gram(G, b, valid=cand >= 0), cand, s_star
 
-    def _hazard_fit(self, X: np.ndarray, lo: int, hi: int, sc: _Scores
+    def _hazard_fit(self, X: np.ndarray, lo: int, hi: int, sc: _Scores,
+                    noise_rss: np.ndarray | float = 0.0
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """dRSS, fraction and explained share of each hazardous entry added to the safe fit.
 
@@ -370,7 +377,8 @@ class Identifier:
         at once, the residual's component along the part of the hazard spectrum not explained
         by the active non-hazard components gives its least-squares coefficient and residual
         reduction: ``dRSS_h = max(r.h, 0)^2 / ||h_perp||^2`` (a projection, no loop over scans).
-        The explained share is ``dRSS_h / RSS_safe``.
+        The explained share is ``dRSS_h / (RSS_safe - noise_rss)``: the part of the structured
+        residual (beyond the expected noise energy ``noise_rss``) that h explains.
         """
         n = X.shape[0]
         H = self.hazard_idx.size
@@ -409,7 +417,8 @@ class Identifier:
         drss = rh * coef
         rest = np.maximum(c[:, :, None] - coef[:, None, :] * y, 0.0).sum(axis=1)   # (n, H)
         frac = coef / np.maximum(coef + rest, 1e-12)
-        share = drss / np.maximum(fit.rss, 1e-12)[:, None]
+        structured = np.maximum(fit.rss - noise_rss, 1e-12)[:, None]
+        share = drss / np.maximum(structured, drss)
         return drss, frac, share
 
     # ---------------------------------------------------------------------------------------
@@ -449,8 +458,8 @@ class Identifier:
         rows = np.arange(n)
         qc = p.qc
         reason = np.zeros(n, dtype=np.int8)
-        reason[qc["fluorescence"] > th.max_fluorescence] = 4
         reason[qc["snr"] < th.min_snr] = 3
+        reason[qc["fluorescence"] > th.max_fluorescence] = 4   # the cause of a weak signal
         reason[qc["saturation"] > th.max_saturation] = 2
         reason[qc["coverage"] < th.min_coverage] = 1
         sc = self._score(X, lo, hi)
@@ -466,7 +475,11 @@ class Identifier:
         mix_r = np.sqrt(np.clip(1.0 - fit.rss, 0.0, 1.0))
         best = top_ids[:, 0]
         verdict = np.full(n, _NO_MATCH, dtype=np.int8)
-        is_match = score[rows, best] >= th.t_entry[best]
+        # correction for attenuation: white noise of energy E (in units of the unit-norm scan)
+        # caps the r of a perfect match at sqrt(1 - E); thresholds are noise-free figures
+        energy = np.clip((hi - lo) * np.nan_to_num(p.noise, posinf=1.0) ** 2, 0.0,
+                         th.max_noise_energy)
+        is_match = score[rows, best] / np.sqrt(1.0 - energy) >= th.t_entry[best]
         verdict[is_match] = _MATCH
         is_mix = (n_sig >= 2) & (mix_r >= th.r_floor)
         verdict[is_mix] = _MIXTURE
@@ -487,7 +500,8 @@ class Identifier:
         hits = np.zeros((n, H), dtype=bool)
         hfrac = np.zeros((n, H))
         if H:
-            drss_h, hfrac, share = self._hazard_fit(X, lo, hi, sc)
+            noise_rss = (hi - lo) * np.nan_to_num(p.noise, posinf=0.0) ** 2
+            drss_h, hfrac, share = self._hazard_fit(X, lo, hi, sc, noise_rss)
             hits = (drss_h > np.maximum(th.tau_hazard[None, :], noise2[:, None])) \
                 & (hfrac >= th.min_hazard_fraction) & (share >= th.min_explained)
             hits |= np.any(comp[:, :, None] == self.hazard_idx[None, None, :], axis=1)

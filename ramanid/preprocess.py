@@ -13,7 +13,7 @@ spectra. The default recipe (``default_recipe()``) runs, in order:
    averaging where it is finer. Grid points outside the scan are "not covered"; the covered
    fraction is reported and matching uses only the covered part.
 3. baseline removal - :mod:`ramanid.baseline` (``clipwhit`` by default: iterative clipping with
-   a Whittaker smoother on a block-minimum envelope; ``arpls``/``asls``/``modpoly``/``mor`` on
+   a Whittaker smoother on 4-point block means; ``arpls``/``asls``/``modpoly``/``mor`` on
    request), on the covered part.
 4. :func:`smooth` - Savitzky-Golay (scipy), window/polyorder from the recipe (0 disables).
 5. :func:`normalise` - ``X``: mean-centred, unit L2 per row, float32, so that the Pearson r of
@@ -59,12 +59,12 @@ __all__ = [
 ]
 
 RECIPE_NAME = "ramanid-default"
-RECIPE_VERSION = "2"
+RECIPE_VERSION = "3"
 
 DEFAULT_PARAMS: dict[str, Any] = {
     "axis": {"start": 310.0, "stop": 1800.0, "step": 2.0},
     "despike": {"threshold": 8.0},
-    "baseline": {"method": "clipwhit", "block": 8, "lam": 40.0, "n_iter": 30},
+    "baseline": {"method": "clipwhit", "block": 4, "lam": 40.0, "n_iter": 10, "envelope": "mean"},
     "smooth": {"window": 7, "polyorder": 3},
     "normalise": "vector",
     "saturation_level": None,
@@ -312,7 +312,10 @@ class Recipe:
         """Rebuild a recipe from :meth:`to_dict` output (missing params take the defaults)."""
         if not isinstance(d, dict) or "params" not in d:
             raise UsageError("recipe description must be a dict with 'name', 'version', 'params'")
-        params = _merge(DEFAULT_PARAMS, dict(d.get("params") or {}))
+        given = dict(d.get("params") or {})
+        params = _merge(DEFAULT_PARAMS, given)
+        if isinstance(given.get("baseline"), dict) and "method" in given["baseline"]:
+            params["baseline"] = dict(given["baseline"])  # parameters belong to that method
         method = params["baseline"].get("method")
         if method not in (*_baseline.METHODS, "none"):
             raise UsageError(f"unknown baseline method {method!r} in recipe")

@@ -66,3 +66,16 @@ def test_fast_columns_equal_record_flattening(shared_data: Path) -> None:
             np.testing.assert_array_equal(a, b, err_msg=key)
         else:
             assert a.tolist() == b.tolist(), key
+
+
+def test_vectorised_rounding_is_pythons_round() -> None:
+    from ramanid.batch_engine import _rounded
+
+    rng = np.random.default_rng(3)
+    x = np.concatenate([rng.uniform(-1.5, 1.5, 200_000),
+                        np.arange(-64, 65) / 32.0,           # exact halfway cases at 4 digits
+                        np.arange(-80, 81) / 16.0, [0.0, -0.0, 1.0]]).astype(np.float32)
+    for digits in (2, 3, 4):
+        assert _rounded(x, digits) == [round(v, digits) for v in x.astype(float).tolist()]
+    wide = rng.uniform(0, 5000, 1000)                          # float64 takes the plain path
+    assert _rounded(wide, 4) == [round(v, 4) for v in wide.tolist()]

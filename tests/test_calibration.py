@@ -313,3 +313,82 @@ def test_packaged_astm_copy_is_the_shared_file(shared_data):
     shared = shared_data / "enlighten" / "astm-e1840-peaks.json"
     assert packaged.read_bytes() == shared.read_bytes()
     assert (packaged.parent / "LICENSE.astm-e1840-peaks").is_file()
+
+
+@pytest.mark.timeout(60)
+def test_apply_to_file_batch_recovers_pixels(home, shared_data, neon_fit):
+    """A B&W Tek file read by ramanid.io (factory shift axis + wavecal_coeffs) gets the same
+    calibrated axis as its raw pixels."""
+    from ramanid.io import read
+    rec = CalibrationRecord(serial="DEV2", kind="excitation", standard="silicon",
+                            laser_nm=784.77, wavelength=neon_fit.to_dict(), passed=True)
+    batch = read(shared_data / PST785)
+    raw = read_raw(shared_data / PST785)
+    via_file = apply_calibration(batch, rec)
+    via_pixels = apply_calibration((raw.x, raw.counts, [{}]), rec)
+    inside = (via_pixels.axis > via_file.axis[0]) & (via_pixels.axis < via_file.axis[-1])
+    expect = np.interp(via_pixels.axis[inside], via_file.axis, via_file.intensity[0])
+    assert np.corrcoef(expect, via_pixels.intensity[0, inside])[0, 1] > 0.999
+    # the file holds a contiguous run of the detector's pixels: align by the counts themselves
+    a, b = via_file.intensity[0], via_pixels.intensity[0]
+    k = next(i for i in range(b.size - a.size + 1) if np.array_equal(b[i:i + 20], a[:20]))
+    assert np.array_equal(b[k:k + a.size], a)
+    assert np.max(np.abs(via_file.axis - via_pixels.axis[k:k + a.size])) < 0.05
+
+
+def _synthetic_lamp(lamp: str, true_coeffs, factory_coeffs, seed: int) -> RawMeasurement:
+    """A SYNTHETIC lamp exposure (test fixture, not a measurement): NIST lines of ``lamp`` drawn
+    as Gaussians on a 2048-pixel detector with a known dispersion, plus noise."""
+    from ramanid.calibration.units import pixel_to_wavelength
+    rng = np.random.default_rng(seed)
+    px = np.arange(2048, dtype=float)
+    wl = pixel_to_wavelength(true_coeffs, px)
+    lines, inten = lamp_lines(lamp, wl[0], wl[-1])
+    y = np.full(px.size, 500.0)
+    for w, a in zip(lines, inten, strict=True):
+        y += 40.0 * a * np.exp(-0.5 * ((wl - w) / 0.12) ** 2)
+    y = rng.poisson(y).astype(float) - 500.0
+    return RawMeasurement("synthetic", px, "pixel", y, 785.0, list(factory_coeffs), {},
+                          np.zeros(px.size, dtype=bool))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_recovers_known_dispersion_from_factory_offset(seed):
+    rng = np.random.default_rng(100 + seed)
+    true = [780.0 + rng.uniform(-5, 5), 0.1450 + rng.uniform(-2e-3, 2e-3), -4.0e-6, -6.0e-10]
+    # the instrument's own (factory) scale is off by up to 1.5 nm and a small stretch
+    factory = [true[0] + rng.uniform(-1.5, 1.5), true[1] * (1 + rng.uniform(-1e-3, 1e-3)),
+               true[2], true[3]]
+    meas = _synthetic_lamp("neon", true, factory, seed)
+    wf = fit_wavelength(meas)
+    px = np.linspace(0, 2047, 200)
+    from ramanid.calibration.units import pixel_to_wavelength
+    err = np.abs(wf(px) - pixel_to_wavelength(true, px))
+    span = (px >= min(wf.lines["x"])) & (px <= max(wf.lines["x"]))
+    assert np.max(err[span]) < 0.01  # nm (~0.1 cm-1), between the outermost matched lines
+    assert np.max(err) < 0.05  # extrapolated to the detector ends
+    # the same exposure refused as an argon lamp
+    with pytest.raises(CalibrationError):
+        fit_wavelength(meas, lamp="argon")
+
+
+@pytest.mark.timeout(60)
+def test_apply_intensity_only_when_asked(home, shared_data, neon_fit):
+    from ramanid.calibration.shift import raman_axis
+    m = read_raw(shared_data / SRM785)
+    corr = fit_intensity(raman_axis(m.x, neon_fit, 784.77), m.counts, 784.77)
+    rec = CalibrationRecord(serial="DEV3", kind="intensity", standard="NIST SRM 2241",
+                            laser_nm=784.77, wavelength=neon_fit.to_dict(),
+                            intensity=corr.to_dict(), passed=True)
+    pst = read_raw(shared_data / PST785)
+    plain = apply_calibration((pst.x, pst.counts, [{}]), rec)
+    both = apply_calibration((pst.x, pst.counts, [{}]), rec, intensity=True)
+    assert np.array_equal(plain.axis, both.axis)
+    assert plain.meta[0].get("intensity_corrected_cm1") is None
+    assert np.array_equal(np.sort(plain.intensity[0]), np.sort(pst.counts))  # counts untouched
+    lo, hi = both.meta[0]["intensity_corrected_cm1"]
+    inside = (both.axis >= lo) & (both.axis <= hi)
+    ratio = both.intensity[0, inside] / np.where(plain.intensity[0, inside] == 0, np.nan,
+                                                plain.intensity[0, inside])
+    assert np.nanmax(ratio) / np.nanmin(ratio) > 3  # a real, shift-dependent response
+    assert np.array_equal(both.intensity[0, ~inside], plain.intensity[0, ~inside])

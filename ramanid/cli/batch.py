@@ -50,7 +50,8 @@ def register(subparsers: Any) -> None:
                     "memory, on all local cores or a Dask cluster, with a checkpoint per chunk.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", metavar="INPUT",
-                   help="directory of scan files or ramanid scan archive (.h5)")
+                   help="directory of scan files (walked recursively), ramanid scan archive "
+                        "(.h5), or a single scan file")
     p.add_argument("--out", required=True, metavar="RESULTS",
                    help="result file (.parquet, .csv or .jsonl)")
     p.add_argument("--library", metavar="PATH", help="reference library (default: bundled)")

@@ -14,7 +14,8 @@ steps (run in this order for a new instrument):
   intensity   response correction from NIST SRM 2241 (785 nm) / 2242a (532 nm)
 
 Each step saves a record for the device serial under $RAMANID_HOME/calibration/<serial>/.
-Files: B&W Tek .txt exports (pixel column used) or two-column Horiba text (give --laser).
+Files: B&W Tek .txt exports (pixel column used) or any format `ramanid identify` reads
+(Horiba two-column text needs --laser).
 
 examples:
   ramanid calibrate wavelength --device BWS415-001 neon_5ms.txt neon_100ms.txt
@@ -90,9 +91,10 @@ def _print_record(rec, as_json: bool, saved: bool) -> None:
     print(f"device {rec.serial}: {rec.kind} calibration from {rec.standard}")
     if rec.kind == "wavelength":
         wl = rec.wavelength
-        print(f"  model {wl['model']}, order {wl['order']}, {r['n_lines']} lines, "
-              f"RMS {r['rms_cm1']:.3f} cm-1 ({r['rms_nm'] * 1000:.1f} pm), max "
-              f"{r['max_cm1']:.3f} cm-1")
+        print(f"  model {wl['model']}, order {wl['order']}, {r['n_lines']} lines; polynomial "
+              f"residual RMS {r['rms_cm1']:.3f} cm-1 ({r['rms_nm'] * 1000:.1f} pm), max "
+              f"{r['max_cm1']:.3f} cm-1; predicted error between lines (leave-one-out) "
+              f"{wl['loo_rms_cm1'][wl['model']]:.3f} cm-1")
         print("  line (nm)    residual (cm-1)")
         for ref, res in zip(r["lines"]["ref_nm"], r["lines"]["resid_cm1"], strict=True):
             print(f"  {ref:10.4f}  {res:+8.3f}")
