@@ -47,7 +47,7 @@ class Enlighten:
 
     def best(self, axis: np.ndarray, y: np.ndarray) -> tuple[int, float]:
         best, bi = -2.0, -1
-        for i, (ax, v) in enumerate(zip(self.axes, self.values)):
+        for i, (ax, v) in enumerate(zip(self.axes, self.values, strict=False)):
             lo, hi = max(ax[0], axis[0]), min(ax[-1], axis[-1])
             sel = (ax >= lo) & (ax <= hi)
             if sel.sum() < 10:
@@ -66,7 +66,7 @@ class OpenSpecy:
         self.grid = grid
         self.window, self.polyorder = window, polyorder
         self.L = self._prep(np.vstack([np.interp(grid, a, v, left=np.nan, right=np.nan)
-                                       for a, v in zip(lib_axes, lib_values)]))
+                                       for a, v in zip(lib_axes, lib_values, strict=False)]))
 
     def _prep(self, Y: np.ndarray) -> np.ndarray:
         Y = np.where(np.isfinite(Y), Y, np.nanmean(Y, axis=1, keepdims=True))
@@ -100,3 +100,24 @@ def read_xy(path: str) -> tuple[np.ndarray, np.ndarray]:
     from ramanid.io import read
     b = read(path)
     return b.axis, np.asarray(b.intensity[0], dtype=np.float64)
+
+
+ENTRY_FIELDS = ("substance", "substance_class", "hazard_level", "handling", "provenance_kind",
+                "source", "licence", "instrument", "laser_nm", "acquisition")
+
+
+def current_library(keep=None):
+    """The shipped default library rebuilt in memory with the current default recipe.
+
+    ``keep(entry) -> bool`` selects entries (all when None).
+    """
+    from ramanid.library import LibrarySource, build_library, load_library
+    src = load_library()
+    sources = []
+    for e in src.entries:
+        if keep is not None and not keep(e):
+            continue
+        ax, v = src.raw(e.id)
+        sources.append(LibrarySource(ax, v, name=e.name,
+                                     **{f: getattr(e, f) for f in ENTRY_FIELDS}))
+    return build_library(sources)

@@ -42,12 +42,12 @@ from scipy.ndimage import gaussian_filter1d
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from _peers import ENLIGHTEN_MIN_SCORE, Enlighten, OpenSpecy, files  # noqa: E402
+from _peers import ENLIGHTEN_MIN_SCORE, Enlighten, OpenSpecy, files
 
-from ramanid.identify import HAZARD_LEVELS, VERDICTS, Identifier  # noqa: E402
-from ramanid.io import read  # noqa: E402
-from ramanid.library import LibrarySource, build_library, load_library  # noqa: E402
-from ramanid.spectrum import SpectrumBatch  # noqa: E402
+from ramanid.identify import HAZARD_LEVELS, VERDICTS, Identifier
+from ramanid.io import read
+from ramanid.library import LibrarySource, build_library, load_library
+from ramanid.spectrum import SpectrumBatch
 
 FIELDS = ("substance", "substance_class", "hazard_level", "handling", "provenance_kind",
           "source", "licence", "instrument", "laser_nm", "acquisition")
@@ -117,7 +117,8 @@ class Bench:
         i = S.argmax(axis=1)
         r = S[np.arange(len(i)), i]
         return [(self.subst[j] if s >= ENLIGHTEN_MIN_SCORE else None,
-                 bool(s >= ENLIGHTEN_MIN_SCORE and self.hazard[j])) for j, s in zip(i, r)]
+                 bool(s >= ENLIGHTEN_MIN_SCORE and self.hazard[j]))
+                for j, s in zip(i, r, strict=False)]
 
 
 METHODS = (("ramanid", "ramanid"), ("ENLIGHTEN", "peer_enlighten"),
@@ -216,7 +217,7 @@ def part1(bench: Bench) -> None:
 
 def part2(bench: Bench, reps: int, seed: int) -> None:
     print("\n== 2. Perturbation suite (every measured library spectrum as query) ==")
-    names = [n for n, h in zip(bench.names, bench.hazard)
+    names = [n for n, h in zip(bench.names, bench.hazard, strict=False)
              if bench.meta[n].provenance_kind == "measured" and not h]
     subs = [bench.meta[n].substance for n in names]
     print(f"{len(names)} spectra x {reps} noise draws per condition; "
@@ -229,7 +230,7 @@ def part2(bench: Bench, reps: int, seed: int) -> None:
             axis, rows = perturb(bench, names, spec, rng)
             res = run_all(bench, axis, rows)
             for m, _ in METHODS:
-                acc[m] += [p == s for (p, _), s in zip(res[m], subs)]
+                acc[m] += [p == s for (p, _), s in zip(res[m], subs, strict=False)]
         print(f"{label:40s} " + " ".join(f"{pct(np.mean(acc[m])):>10s}" for m, _ in METHODS))
     # hold-out: remove the substance, query it -> the right answer is "no match"
     rng = np.random.default_rng(seed + 1)
@@ -253,7 +254,7 @@ def part2(bench: Bench, reps: int, seed: int) -> None:
 
 def part3(bench: Bench, reps: int, seed: int) -> None:
     print("\n== 3. Hazard detection in simulated mixtures (peak SNR 100, fluorescence 2x) ==")
-    hazards = [n for n, h in zip(bench.names, bench.hazard) if h]
+    hazards = [n for n, h in zip(bench.names, bench.hazard, strict=False) if h]
     cuts = [c for c in CUTS if c in bench.raw]
     rng = np.random.default_rng(seed)
     print("hazardous entries: " + ", ".join(
@@ -279,11 +280,12 @@ def part3(bench: Bench, reps: int, seed: int) -> None:
         print(f"{int(100 * f):>3d}% in cutting agent   " + " ".join(cells))
     # false alarms
     print(f"{'false-alarm sets':40s} " + " ".join(f"{m:>10s}" for m, _ in METHODS))
-    rows = np.vstack([finish(unit(bench, c), rng, 100.0, 2.0) for c in cuts for _ in range(4 * reps)])
+    rows = np.vstack([finish(unit(bench, c), rng, 100.0, 2.0)
+                      for c in cuts for _ in range(4 * reps)])
     res = run_all(bench, AXIS, rows)
     print(f"{'pure cutting agents (' + str(len(rows)) + ' scans)':40s} " + " ".join(
         f"{pct(np.mean([al for _, al in res[m]])):>10s}" for m, _ in METHODS))
-    safe = [n for n, h in zip(bench.names, bench.hazard) if not h]
+    safe = [n for n, h in zip(bench.names, bench.hazard, strict=False) if not h]
     rows = np.vstack([finish(unit(bench, n), rng, 100.0, 2.0) for n in safe for _ in range(reps)])
     res = run_all(bench, AXIS, rows)
     print(f"{'all non-hazard entries (' + str(len(rows)) + ' scans)':40s} " + " ".join(

@@ -702,12 +702,14 @@ def _run_pool(tasks: Iterator[Task], config: JobConfig, workers: int,
     else:
         import multiprocessing as mp
 
-        # One BLAS thread per worker process: the processes are the parallelism.
+        # "fork" where the platform has it: fast start, and no re-import of the caller's
+        # __main__ (so run_batch works from any script or notebook). Each task runs with one
+        # BLAS thread anyway (one_blas_thread); the environment covers spawned workers.
+        method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
         with _env(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1"):
             pool = cf.ProcessPoolExecutor(max_workers=workers,
-                                          mp_context=mp.get_context("spawn"))
-            # start the workers now, while the environment says one BLAS thread
-            list(pool.map(_noop, range(workers)))
+                                          mp_context=mp.get_context(method))
+            list(pool.map(_noop, range(workers)))   # start the workers now
     try:
         yield from _bounded_map(lambda t: pool.submit(run_task, t, config), wait_one, tasks,
                                 2 * workers)
@@ -930,6 +932,12 @@ def run_batch(inputs: Sequence[str | Path], options: BatchOptions) -> Summary:
                               "smaller --chunk-size or fewer --workers") from exc
     finally:
         bar.close()
+    if n_tasks == 0:
+        batch_io.remove_tree(config.parts_dir)
+        raise InputError("no scan files found in the inputs",
+                         source=", ".join(config.inputs),
+                         hint="give directories holding scan files (.csv, .txt, .spc, .jdx, "
+                              "...) or ramanid scan archives")
     _assemble(config, n_tasks, summary)
     return summary
 

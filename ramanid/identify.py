@@ -15,10 +15,13 @@ Decision rules, per scan (all thresholds from :func:`calibrate`, never from eval
    ``max(tau_mix, z^2 sigma^2)`` (library model-mismatch null, and a z-sigma noise test with the
    scan's own noise sigma in processed units) and its spectral fraction >= ``min_fraction``.
 4. ``mixture`` when >= 2 components are significant and the mixture's correlation
-   ``sqrt(1 - RSS)`` reaches ``r_floor``; else ``match`` when the top r, corrected for the
-   attenuation by the scan's own noise (``r / sqrt(1 - E)``, E = expected noise energy of the
-   unit-norm scan, capped at ``max_noise_energy``), reaches the entry's own threshold ``t_j``;
-   else ``no_match``. Reported scores are the measured r, uncorrected.
+   ``sqrt(1 - RSS)`` (attenuation-corrected as below) reaches the largest ``t_j`` of its
+   components (a mixture must fit as well as each component must match alone); else
+   ``match`` when the top r, corrected for the attenuation by the scan's own noise
+   (``r / sqrt(1 - E)``, E = expected noise energy of the unit-norm scan, capped at
+   ``max_noise_energy``), reaches the entry's own threshold ``t_j`` and the scan has no
+   unexplained bands (forward search: the share of its band energy where the entry has no
+   band <= ``max_unexplained``); else ``no_match``. Reported scores are the measured r.
 5. Hazard layer: every hazardous entry (hazard_level high/extreme) is fitted on every scan
    together with the top non-hazard candidates; it alarms when (a) it explains the majority
    (``min_explained`` = 0.5) of the structured residual the non-hazard candidates leave,
@@ -34,16 +37,18 @@ Threshold procedure (:func:`calibrate`, run in ``Identifier.__init__`` from the 
   margin, clipped to [0.7, 0.9]: the best score a typical absent substance gets from the rest
   of the library (the median rather than a high quantile because a missed hazard costs more
   than a second look; entries with close relatives are raised by their own q_j).
-* ``tau_mix`` and ``tau_h``: pseudo-scans of every non-hazard entry under an instrument-transfer
-  noise model (random axis offset within +-3 cm-1, Gaussian broadening up to 5 cm-1, smooth
-  multiplicative response tilt +-30 %, relative band intensities varied by a smooth random
-  factor of 25 % rms with 60 cm-1 correlation length (orientation, crystallinity, response),
-  white noise at peak SNR 50; fixed seed) are fitted exactly
-  as field scans are; ``tau_mix`` is the 99th percentile of the second-largest dRSS (a
-  spurious component on a pure substance), ``tau_h`` the 99.5th percentile of hazard h's
-  dRSS on these pure non-hazard pseudo-scans counting only those that pass the majority rule
-  (a): the joint false-alarm rate on the null is then <= 0.5 % per hazardous entry (when fewer
-  than 0.5 % pass the rule, ``tau_h`` is 0 and the rule alone controls it).
+* ``tau_mix``, ``tau_h`` and ``max_unexplained``: pseudo-scans of every non-hazard entry
+  under an instrument-transfer noise model (random axis offset within +-3 cm-1, Gaussian
+  broadening up to 5 cm-1, smooth multiplicative response tilt +-30 %, relative band
+  intensities varied by a smooth random factor of 25 % rms with 60 cm-1 correlation length
+  (orientation, crystallinity, response), white noise at peak SNR 50; fixed seed) are fitted
+  exactly as field scans are. ``tau_mix`` is the 99th percentile of the second-largest dRSS
+  (a spurious component on a pure substance); ``max_unexplained`` the 99th percentile of the
+  forward-search share of each pseudo-scan against its own entry; ``tau_h`` the 99.5th
+  percentile of hazard h's dRSS on these pure non-hazard pseudo-scans, counting only those
+  that pass the majority rule (a): the joint false-alarm rate on the null is then <= 0.5 %
+  per hazardous entry (when fewer than 0.5 % pass the rule, ``tau_h`` is 0 and the rule
+  alone controls it).
 """
 
 from __future__ import annotations
@@ -53,7 +58,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
-from scipy.ndimage import gaussian_filter1d
+from scipy.ndimage import gaussian_filter1d, maximum_filter1d
 
 from ramanid._version import __version__
 from ramanid.match import Matcher, shift_rows, top_k
@@ -108,6 +113,7 @@ class Thresholds:
     min_fraction: float = 0.05
     min_hazard_fraction: float = 0.03
     min_explained: float = 0.5
+    max_unexplained: float = 1.0
     z_noise: float = 5.0
     margin: float = 0.02
     t_cap: float = 0.97
@@ -120,6 +126,7 @@ class Thresholds:
                 "max_fluorescence": self.max_fluorescence, "min_coverage": self.min_coverage,
                 "min_fraction": self.min_fraction, "min_hazard_fraction": self.min_hazard_fraction,
                 "min_explained": self.min_explained,
+                "max_unexplained": round(self.max_unexplained, 4),
                 "z_noise": self.z_noise}
 
 
@@ -129,7 +136,7 @@ class ResultSet:
 
     verdict: np.ndarray          # int8 index into VERDICTS
     reason: np.ndarray           # int8 index into REASONS (QC reason, 0 when QC passed)
-    top_ids: np.ndarray          # (n, k) int32 entry indices
+    top_ids: np.ndarray          # (n, k) int32 entry indices, best per substance (-1 padded)
     top_scores: np.ndarray       # (n, k) float32 Pearson r
     comp_ids: np.ndarray         # (n, c) int32, -1 padded
     comp_fracs: np.ndarray       # (n, c) float32
@@ -227,10 +234,14 @@ def calibrate(ident: Identifier, *, reps: int = 6, seed: int = 0) -> Thresholds:
     # --- mismatch nulls from pseudo-scans of the non-hazard entries
     rng = np.random.default_rng(seed)
     safe = np.flatnonzero(~ident.is_hazard)
-    tau_mix, tau_h = 0.0, np.zeros(ident.hazard_idx.size)
+    tau_mix, tau_h, max_unexplained = 0.0, np.zeros(ident.hazard_idx.size), 1.0
     if safe.size:
-        X, _, noise = _pseudo_scans(L[safe], ident.step, reps, rng)
+        X, src, noise = _pseudo_scans(L[safe], ident.step, reps, rng)
         sc = ident._score(X, 0, ident.n_points)
+        own = safe[src]
+        u = ident._unexplained(X, 0, ident.n_points, own, sc.sidx[np.arange(own.size), own],
+                               noise)
+        max_unexplained = float(np.quantile(u, 0.99))
         fit, _, _ = ident._mixture(X, 0, ident.n_points, sc)
         d = np.sort(fit.drss, axis=1)
         tau_mix = float(np.quantile(d[:, -2], 0.99)) if d.shape[1] > 1 else 0.0
@@ -240,7 +251,8 @@ def calibrate(ident: Identifier, *, reps: int = 6, seed: int = 0) -> Thresholds:
             passing = np.where(ratio >= proto.min_explained, drss_h, 0.0)
             tau_h = np.quantile(passing, 0.995, axis=0)
     return Thresholds(r_floor=r_floor, t_entry=t_entry, tau_mix=tau_mix,
-                      tau_hazard=np.asarray(tau_h, dtype=np.float64))
+                      tau_hazard=np.asarray(tau_h, dtype=np.float64),
+                      max_unexplained=max_unexplained)
 
 
 class Identifier:
@@ -337,6 +349,27 @@ class Identifier:
     def _rows(self, ids: np.ndarray, sidx: np.ndarray) -> np.ndarray:
         """Shifted library rows ``(n, k, M)`` for entry ids ``(n, k)`` at shift index ``(n,)``."""
         return self.matcher.stack[sidx[:, None], np.maximum(ids, 0)]
+
+    def _unexplained(self, X: np.ndarray, lo: int, hi: int, ids: np.ndarray,
+                     sidx: np.ndarray, noise: np.ndarray | float = 0.0) -> np.ndarray:
+        """Forward-search check: share of the scan's band energy where the entry has no band.
+
+        Bands of the entry: points more than 10 % of its tallest band above its median level,
+        widened by +-3 points; the scan's positive part above its median outside those bands,
+        squared, minus the expected share of white noise of sigma ``noise`` (half its
+        variance per point), over the same inside and outside (0 = every band is explained).
+        """
+        ref = self.matcher.stack[sidx, ids][:, lo:hi]
+        ref = ref - np.median(ref[:, ::4], axis=1, keepdims=True)
+        band = ref > 0.1 * ref.max(axis=1, keepdims=True)
+        band = maximum_filter1d(band.view(np.uint8), 7, axis=1).view(bool)
+        x = X[:, lo:hi]
+        pos = np.maximum(x - np.median(x[:, ::4], axis=1, keepdims=True), 0.0) ** 2
+        tot = np.maximum(pos.sum(axis=1, dtype=np.float64), 1e-30)
+        out = np.where(band, 0.0, pos).sum(axis=1, dtype=np.float64)
+        n_out = (~band).sum(axis=1)
+        out = np.maximum(out - 0.5 * n_out * np.asarray(noise, dtype=np.float64) ** 2, 0.0)
+        return out / tot
 
     def _score(self, X: np.ndarray, lo: int, hi: int) -> _Scores:
         prod, den = self.matcher.raw(X, lo, hi)
@@ -465,7 +498,8 @@ class Identifier:
         sc = self._score(X, lo, hi)
         score = sc.score
         rank = score if self.ranker is self.matcher else self.ranker.scores(X, lo, hi)[0]
-        top_ids, top_sc = top_k(rank, self.top)
+        top_ids = self._candidates(rank, None, min(self.top, int(self.subst.max()) + 1))
+        top_sc = np.where(top_ids >= 0, rank[rows[:, None], np.maximum(top_ids, 0)], np.nan)
         fit, cand, _ = self._mixture(X, lo, hi, sc)
         noise2 = (th.z_noise * np.nan_to_num(p.noise, posinf=1.0)) ** 2
         fr = fit.fractions()
@@ -479,9 +513,14 @@ class Identifier:
         # caps the r of a perfect match at sqrt(1 - E); thresholds are noise-free figures
         energy = np.clip((hi - lo) * np.nan_to_num(p.noise, posinf=1.0) ** 2, 0.0,
                          th.max_noise_energy)
-        is_match = score[rows, best] / np.sqrt(1.0 - energy) >= th.t_entry[best]
+        unexplained = self._unexplained(X, lo, hi, best, sc.sidx[rows, best],
+                                        np.nan_to_num(p.noise, posinf=0.0))
+        is_match = (score[rows, best] / np.sqrt(1.0 - energy) >= th.t_entry[best]) \
+            & (unexplained <= th.max_unexplained)
         verdict[is_match] = _MATCH
-        is_mix = (n_sig >= 2) & (mix_r >= th.r_floor)
+        # a mixture must fit as well as each of its components must match on its own
+        t_mix = np.max(np.where(sig, th.t_entry[np.maximum(cand, 0)], th.r_floor), axis=1)
+        is_mix = (n_sig >= 2) & (mix_r / np.sqrt(1.0 - energy) >= t_mix)
         verdict[is_mix] = _MIXTURE
         verdict[reason > 0] = _INCONCLUSIVE
         # components: significant ones for mixtures, the best entry for matches
@@ -546,9 +585,10 @@ class Identifier:
     def _record(self, rs: ResultSet, i: int) -> dict[str, Any]:
         v = int(rs.verdict[i])
         meta = rs.meta[i] if i < len(rs.meta) else {}
-        names = [self.entries[int(j)].name for j in rs.top_ids[i]]
+        names = [self.entries[int(j)].name if j >= 0 else "" for j in rs.top_ids[i]]
         cands = [{"id": str(self.entries[int(j)].id), "name": nm, "score": round(float(s), 4)}
-                 for j, nm, s in zip(rs.top_ids[i], names, rs.top_scores[i], strict=False)]
+                 for j, nm, s in zip(rs.top_ids[i], names, rs.top_scores[i], strict=False)
+                 if j >= 0]
         comps = [{"id": str(self.entries[int(j)].id), "name": self.entries[int(j)].name,
                   "fraction": round(float(f), 3)}
                  for j, f in zip(rs.comp_ids[i], rs.comp_fracs[i], strict=False) if j >= 0]

@@ -228,6 +228,11 @@ def test_resume_refuses_another_job(tmp_path: Path, shared_data: Path) -> None:
     with pytest.raises(UsageError, match="other inputs or options"):
         run_batch([archive], BatchOptions(out=str(out), workers=1, chunk_size=5, resume=True))
     assert cli_main(["batch", str(tmp_path / "missing"), "--out", str(out)]) == 1
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.md").write_text("no scans here")
+    assert cli_main(["batch", str(empty), "--out", str(tmp_path / "e.csv")]) == 1
+    assert not (tmp_path / "e.csv").exists() and not (tmp_path / "e.csv.parts").exists()
 
 
 @pytest.mark.timeout(150)

@@ -76,7 +76,8 @@ def test_pure_cross_instrument_scans_match(world, shared_data):
     ident, _, _ = world
     for name, want in (("glucose", "Glucose"), ("sucrose", "Sucrose"),
                        ("acetaminophen", "Acetaminophen"), ("toluene", "Toluene")):
-        rec = ident.run(read(shared_data / "enlighten" / "library-older" / f"{name}.csv")).records()[0]
+        scan = read(shared_data / "enlighten" / "library-older" / f"{name}.csv")
+        rec = ident.run(scan).records()[0]
         assert rec["verdict"] == "match", rec["reason"]
         assert rec["candidates"][0]["name"] == want
         assert rec["hazard"]["level"] == "none"
@@ -119,7 +120,7 @@ def test_weak_saturated_fluorescent_are_inconclusive(world):
     fluor = clean + bg + rng.normal(0, np.sqrt(bg))
     recs = _run(ident, axis, np.vstack([clean, weak, saturated, fluor]))
     assert recs[0]["verdict"] == "match"
-    for rec, word in zip(recs[1:], ("weak", "saturated", "fluorescence")):
+    for rec, word in zip(recs[1:], ("weak", "saturated", "fluorescence"), strict=False):
         assert rec["verdict"] == "inconclusive", rec["reason"]
         assert word in rec["reason"]
         assert rec["hazard"]["level"] == "none"
@@ -162,9 +163,9 @@ def test_no_false_alarm_on_pure_cutting_agents(world):
 
 
 def test_records_contract_and_honesty_warnings(world):
-    ident, lib, raw = world
+    _ident, lib, raw = world
     axis, y = _scan(raw, [("Caffeine", 0.8), ("Fentanyl", 0.2)], snr=200)
-    axis2, y2 = _scan(raw, [("Lactose", 1.0)], snr=200)
+    _axis2, y2 = _scan(raw, [("Lactose", 1.0)], snr=200)
     batch = SpectrumBatch(axis, np.vstack([y, y2]),
                           [{"source": "a.csv", "device_serial": "WP-1", "laser_nm": 785.0},
                            {"source": "b.csv"}])
@@ -204,7 +205,8 @@ def test_thresholds_come_from_the_library(world):
 
 def test_results_do_not_depend_on_chunking(world):
     ident, lib, raw = world
-    rows = [_scan(raw, [(n, 1.0)], seed=i)[1] for i, n in enumerate(("Caffeine", "Urea", "Lactose"))]
+    rows = [_scan(raw, [(n, 1.0)], seed=i)[1]
+            for i, n in enumerate(("Caffeine", "Urea", "Lactose"))]
     axis = _scan(raw, [("Caffeine", 1.0)])[0]
     batch = SpectrumBatch(axis, np.vstack(rows * 5))
     a = ident.run(batch)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from ramanid.calibration.units import wavelength_to_shift
+
 from ramanid.errors import InputError
 from ramanid.io import FORMATS, detect_format, read, read_batches
 from ramanid.io.bwtek import read_columns
@@ -76,7 +76,8 @@ def test_enlighten_wavelength_only_export_is_converted(tmp_path: Path) -> None:
     wl = np.linspace(800.0, 900.0, 50)
     body = "\n".join(f"{i},{float(w)!r},{i * 2.0}" for i, w in enumerate(wl))
     f = tmp_path / "wl.csv"
-    f.write_text(f"ENLIGHTEN Version,4.1\nLaser Wavelength,785.0\n\nPixel,Wavelength,Processed\n{body}\n")
+    f.write_text("ENLIGHTEN Version,4.1\nLaser Wavelength,785.0\n\n"
+                 f"Pixel,Wavelength,Processed\n{body}\n")
     b = read(f)
     np.testing.assert_allclose(b.axis, wavelength_to_shift(wl, 785.0), rtol=1e-9)
     assert b.meta[0]["axis_converted_from"] == "nm"
@@ -104,8 +105,11 @@ def test_bwtek_columns_and_blank_axis_rows(shared_data: Path) -> None:
     np.testing.assert_array_equal(b.axis, cols["Raman Shift"][keep])
     np.testing.assert_array_equal(b.intensity[0], cols["Dark Subtracted #1"][keep])
     assert b.axis[0] < 0  # the calibrated range starts on the anti-Stokes side
-    assert b.meta[0]["laser_nm"] == pytest.approx(float(header["laser_wavelength"].replace(",", ".")))
+    laser = float(header["laser_wavelength"].replace(",", "."))
+    assert b.meta[0]["laser_nm"] == pytest.approx(laser)
     assert b.meta[0]["integration_ms"] == pytest.approx(3200)
+    assert b.meta[0]["device_serial"] == header["c code"] == "RUW"
+    assert b.meta[0]["device_model"] == header["model"]
     # polystyrene: the ring-breathing band 1001.4 cm-1 is the strongest in 950-1050
     win = (b.axis > 950) & (b.axis < 1050)
     assert abs(b.axis[win][np.argmax(b.intensity[0][win])] - 1001.4) < 3
@@ -194,9 +198,13 @@ def test_several_intensity_columns(tmp_path: Path) -> None:
 WL = np.linspace(800.0, 950.0, 40)
 
 
+def _rows(x: np.ndarray) -> str:
+    return "\n".join(f"{float(w)!r},{i}" for i, w in enumerate(x))
+
+
 def test_nm_header_with_laser_option(tmp_path: Path) -> None:
     f = tmp_path / "nm.csv"
-    f.write_text("Wavelength (nm),Intensity\n" + "\n".join(f"{float(w)!r},{i}" for i, w in enumerate(WL)))
+    f.write_text("Wavelength (nm),Intensity\n" + _rows(WL))
     with pytest.raises(InputError, match="--laser-nm"):
         read(f)
     b = read(f, laser_nm=785.0)
@@ -220,7 +228,7 @@ def test_unlabelled_nm_values_with_known_laser(tmp_path: Path) -> None:
 
 def test_shift_labelled_axis_never_converted(tmp_path: Path) -> None:
     f = tmp_path / "shift.csv"
-    f.write_text("Raman shift,intensity\n" + "\n".join(f"{float(w)!r},{i}" for i, w in enumerate(WL)))
+    f.write_text("Raman shift,intensity\n" + _rows(WL))
     np.testing.assert_array_equal(read(f, laser_nm=785.0).axis, WL)
 
 
@@ -257,3 +265,16 @@ def test_light_import() -> None:
                          timeout=60, check=True).stdout.strip()
     assert out == "", f"ramanid.io imported heavy modules: {out}"
     assert re.fullmatch(r"", out)
+
+
+def test_text_footer_is_ignored(tmp_path: Path) -> None:
+    f = tmp_path / "footer.txt"
+    f.write_text("\n".join(f"{a}\t{b}" for a, b in zip(X, Y, strict=True)) + "\n[End of data]\n")
+    np.testing.assert_array_equal(read(f).intensity[0], Y)
+
+
+def test_enlighten_processed_column_not_last(tmp_path: Path) -> None:
+    rows = "\n".join(f"{i},{a},{b},{b + 1000}" for i, (a, b) in enumerate(zip(X, Y, strict=True)))
+    f = tmp_path / "e.csv"
+    f.write_text(f"ENLIGHTEN Version,4.1\n\nPixel,Wavenumber,Processed,Raw\n{rows}\n")
+    np.testing.assert_array_equal(read(f).intensity[0], Y)

@@ -27,7 +27,7 @@ def lib(shared_data):
 
 
 def test_scores_are_pearson_full_and_partial(lib):
-    r, L = lib
+    _r, L = lib
     m = Matcher(L, 2.0, max_shift=0)
     rng = np.random.default_rng(0)
     X = L[[1, 4]] + rng.normal(0, 0.01, (2, L.shape[1])).astype(np.float32)
@@ -96,7 +96,7 @@ def test_batched_nnls_equals_scipy_nnls():
 
 
 def test_nnls_recovers_real_mixture_fractions(lib):
-    r, L = lib
+    _r, L = lib
     # mix on the processed rows: 70 % lactose + 30 % caffeine
     x = 0.7 * L[1] + 0.3 * L[0]
     x = (x - x.mean()) / np.linalg.norm(x - x.mean())
@@ -115,7 +115,7 @@ def test_matcher_ranks_real_cross_instrument_scans(lib, shared_data):
     m = Matcher(L, 2.0)
     batch = [read(shared_data / "enlighten" / "library-older" / f"{n}.csv")
              for n in ("glucose", "sucrose", "acetaminophen", "toluene")]
-    for b, want in zip(batch, (2, 3, 4, 8)):
+    for b, want in zip(batch, (2, 3, 4, 8), strict=False):
         p = r.process(SpectrumBatch(b.axis, b.intensity))
         s, _ = m.scores(p.X, p.lo, p.hi)
         assert int(s[0].argmax()) == want

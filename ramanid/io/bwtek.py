@@ -3,7 +3,9 @@
 Layout (observed in BWSpec4.11 / BWRam4.11 exports): about 88 ``key;value`` header lines with
 ``,`` as decimal mark (``laser_wavelength;784,82``, ``intigration times(ms);3200``,
 ``average number``, ``model``, ``title``, ``c code``, ``Date``, ``coefs_a0..a3`` pixel->wavelength
-polynomial), then the column row
+polynomial). The exports carry no field named serial number; ``c code`` is constant per unit and
+differs between units in the CHARISMA data (RUW, SDI, TUO, SBF), so it is used as
+``device_serial``., then the column row
 ``Pixel;Wavelength;Wavenumber;Raman Shift;Dark;Reference;Raw data #1;Dark Subtracted #1;...``
 and ``;``-separated rows. Pixels outside the calibrated range have blank axis cells; those rows are
 dropped. The spectrum is ``Raman Shift`` (cm-1, may start below 0 near the laser line) and
@@ -30,7 +32,7 @@ _KEYS = {
     "average number": "averages",
     "model": "device_model",
     "title": "device_title",
-    "c code": "device_code",
+    "c code": "device_serial",  # per-unit code; the exports carry no other serial number
     "operator": "operator",
     "date": "timestamp",
     "file version": "software",

@@ -140,6 +140,9 @@ def read_delimited(text: str, path: PathLike, *, laser_nm: float | None = None,
                          hint="expected rows like '1001.4, 523.0' (axis, intensity)")
     header = lines[:start]
     data_lines = [ln for ln in lines[start:] if ln.strip() and not ln.lstrip().startswith("#")]
+    while data_lines and _row_numeric(data_lines[-1], sep) == 0 and not any(
+            ch.isdigit() for ch in data_lines[-1]):
+        data_lines.pop()  # a text footer ("END", "[Data end]")
     table = parse_table(data_lines, sep, dec_comma, path)
     if table.shape[1] < 2:
         raise InputError("only one column of numbers; no axis", source=path,

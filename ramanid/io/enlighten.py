@@ -6,7 +6,7 @@ Layout (observed in ENLIGHTEN 4.x exports): about 60 ``key,value`` header lines 
 ``Pixel,`` or ``Wavenumber,`` (e.g. ``Pixel,Wavelength,Wavenumber,Processed``) and numeric rows.
 Older exports have only the column row. The axis is the ``Wavenumber`` column (Raman shift, cm-1),
 else ``Wavelength`` (nm, converted with the laser wavelength); the intensity is the last column
-(``Processed``).
+(``Processed``; the column of that name when other columns follow it).
 """
 
 from __future__ import annotations
@@ -85,11 +85,12 @@ def read_enlighten(text: str, path: PathLike, *, laser_nm: float | None = None) 
         raise InputError("only one column of numbers; no axis", source=path,
                          hint="the file needs an axis and an intensity column")
     names = names[: table.shape[1]]
-    meta["intensity_column"] = names[-1] if names else None
+    yi = names.index("processed") if "processed" in names else table.shape[1] - 1
+    meta["intensity_column"] = names[yi] if yi < len(names) else None
     if "wavenumber" in names:
         x, units = table[:, names.index("wavenumber")], "cm-1"
     elif "wavelength" in names:
         x, units = table[:, names.index("wavelength")], "nm"
     else:
         x, units = table[:, 0], "cm-1"
-    return make_batch(x, table[:, -1], [meta], path, x_units=units, laser_nm=laser_nm)
+    return make_batch(x, table[:, yi], [meta], path, x_units=units, laser_nm=laser_nm)

@@ -44,14 +44,14 @@ _SQZ = {c: v for v, c in enumerate("@ABCDEFGHI")} | {c: -(v + 1) for v, c in
 _DIF = {"%": 0} | {c: v + 1 for v, c in enumerate("JKLMNOPQR")} | {
     c: -(v + 1) for v, c in enumerate("jklmnopqr")}
 _DUP = {c: v + 1 for v, c in enumerate("STUVWXYZ")} | {"s": 9}
-_TOKEN = re.compile(
-    r"(?P<affn>[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]\d+)?)"
-    r"|(?P<sqz>[@A-Ia-i])(?P<sqzd>\d*\.?\d*)"
-    r"|(?P<dif>[%J-Rj-r])(?P<difd>\d*\.?\d*)"
-    r"|(?P<dup>[S-Zs])(?P<dupd>\d*)"
-    r"|(?P<miss>\?)"
-    r"|(?P<sep>[\s,;]+)"
-    r"|(?P<bad>.)")
+# ASDF characters -> canonical tokens: SQZ -> signed digit, DIF -> "d" + signed digit, DUP ->
+# "u" + digit; PAC signs and "," ";" become separators; "?" (missing value) -> nan.
+_ASDF = str.maketrans(
+    {**{c: f" {v}" for c, v in _SQZ.items()}, **{c: f" d{v}" for c, v in _DIF.items()},
+     **{c: f" u{v}" for c, v in _DUP.items()}, "+": " +", "-": " -", ",": " ", ";": " ",
+     "?": " nan", "\x01": "e"})
+_ASDF_CHARS = re.compile(r"[@A-DF-Za-df-z%?]")
+_EXPONENT = re.compile(r"(?<=[\d.])[eE](?=[+-]\d)")
 _XY_SPLIT = re.compile(r"[\s,;]+")
 
 
@@ -131,85 +131,107 @@ def parse_blocks(text: str, path: PathLike) -> list[Block]:
     return roots
 
 
-def _tokens(line: str, path: PathLike) -> list[tuple[str, float]]:
-    out: list[tuple[str, float]] = []
-    for m in _TOKEN.finditer(line):
-        kind = m.lastgroup
-        if kind == "sep":
-            continue
-        if kind == "affn":
-            out.append(("abs", float(m.group("affn"))))
-        elif kind in ("sqz", "sqzd"):
-            c, rest = m.group("sqz"), m.group("sqzd")
-            d = _SQZ[c]
-            out.append(("abs", float(f"{'-' if d < 0 else ''}{abs(d)}{rest}")))
-        elif kind in ("dif", "difd"):
-            c, rest = m.group("dif"), m.group("difd")
-            d = _DIF[c]
-            out.append(("dif", float(f"{'-' if d < 0 else ''}{abs(d)}{rest}")))
-        elif kind in ("dup", "dupd"):
-            out.append(("dup", float(f"{_DUP[m.group('dup')]}{m.group('dupd')}")))
-        elif kind == "miss":
-            out.append(("abs", math.nan))
-        else:
-            raise InputError(f"unexpected character {m.group(0)!r} in compressed data",
-                             source=path, hint="the JCAMP-DX data table is corrupt")
-    return out
+def _bad_token(tokens: list[str], path: PathLike) -> InputError:
+    for t in tokens:
+        try:
+            float(t[1:] if t[:1] in ("d", "u") else t)
+        except ValueError:
+            break
+    else:  # pragma: no cover - called only after a failed conversion
+        t = "?"
+    return InputError(f"unexpected characters {t!r} in compressed data", source=path,
+                      hint="the JCAMP-DX data table is corrupt")
 
 
 def decode_xpp(lines: list[str], path: PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Decode ``(X++(Y..Y))`` lines into (line x values, index of each line's first ordinate,
-    all ordinates), in file units.
+    all ordinates), in file units. Vectorised: characters are mapped to tokens, then DUP
+    expansion, DIF accumulation and y-checks are array operations.
 
     Raises
     ------
     InputError
-        On a bad character, a DUP without a preceding value, or a failed DIF y-check.
+        On a bad character, a DIF/DUP without a preceding value, or a failed DIF y-check.
     """
-    ys: list[float] = []
-    xs: list[float] = []
-    starts: list[int] = []
-    prev_dif = False  # did the previous line end in DIF form?
-    for lineno, line in enumerate(lines):
-        if not line.strip():
+    text = "\n".join(lines)
+    if "e" in text or "E" in text:
+        text = _EXPONENT.sub("\x01", text)
+    if _ASDF_CHARS.search(text):
+        text = text.translate(_ASDF).replace("e +", "e+").replace("e -", "e-")
+    else:  # AFFN/FIX/PAC only: just split values at their signs
+        text = (text.replace("+", " +").replace("-", " -").replace("\x01 ", "e")
+                .replace(",", " ").replace(";", " "))
+    per_line = [ln.split() for ln in text.split("\n")]
+    counts = [len(t) for t in per_line if t]
+    empty = np.zeros(0)
+    if not counts:
+        return empty, empty.astype(int), empty
+    flat = [tok for t in per_line for tok in t]
+    head = np.array([t[0] for t in flat])
+    kind = (head == "d").astype(np.int8) + 2 * (head == "u").astype(np.int8)
+    try:
+        val = np.array([float(t.lstrip("du")) for t in flat])
+    except ValueError:
+        raise _bad_token(flat, path) from None
+    line_start = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    if np.any(kind[line_start] != 0):
+        i = int(np.flatnonzero(kind[line_start] != 0)[0])
+        raise InputError(f"data line {i + 1} does not start with an x value", source=path,
+                         hint="the JCAMP-DX data table is corrupt")
+    xs = val[line_start]
+    is_ord = np.ones(len(flat), dtype=bool)
+    is_ord[line_start] = False
+    line_of = np.repeat(np.arange(len(counts)), counts)
+    # y-check: the first ordinate of a line repeats the last one when that line ended in DIF
+    check = np.zeros(len(flat), dtype=bool)
+    prev_dif = False
+    for ln, (st, n) in enumerate(zip(line_start.tolist(), counts, strict=True)):
+        if n < 2:
             continue
-        toks = _tokens(line, path)
-        if not toks:
-            continue
-        if toks[0][0] != "abs":
-            raise InputError(f"data line {lineno + 1} does not start with an x value",
-                             source=path, hint="the JCAMP-DX data table is corrupt")
-        xs.append(toks[0][1])
-        body = toks[1:]
-        starts.append(len(ys) - 1 if prev_dif and body and body[0][0] == "abs" else len(ys))
-        if prev_dif and body and body[0][0] == "abs" and ys:
-            check = body[0][1]
-            if not (math.isclose(check, ys[-1], rel_tol=1e-9, abs_tol=1e-6)):
-                raise InputError(f"DIF y-check failed on data line {lineno + 1} "
-                                 f"({check:g} != {ys[-1]:g})", source=path,
-                                 hint="the file is corrupt or truncated")
-            body = body[1:]
-        last_kind = "abs"
-        last_delta = 0.0
-        line_start = len(ys)
-        for kind, val in body:
-            if kind == "abs":
-                ys.append(val)
-                last_kind = "abs"
-            elif kind == "dif":
-                if not ys:
-                    raise InputError("DIF value before any ordinate", source=path,
-                                     hint="the JCAMP-DX data table is corrupt")
-                ys.append(ys[-1] + val)
-                last_kind, last_delta = "dif", val
-            else:  # dup
-                if len(ys) == line_start and not ys:
-                    raise InputError("DUP count before any ordinate", source=path,
-                                     hint="the JCAMP-DX data table is corrupt")
-                for _ in range(int(val) - 1):
-                    ys.append(ys[-1] + last_delta if last_kind == "dif" else ys[-1])
-        prev_dif = last_kind == "dif"
-    return np.asarray(xs), np.asarray(starts), np.asarray(ys, dtype=np.float64)
+        if prev_dif and kind[st + 1] == 0 and ln:
+            check[st + 1] = True
+        last = st + n - 1
+        prev_dif = bool(kind[last] == 1 or (kind[last] == 2 and n > 2 and kind[last - 1] == 1))
+    kind, val, check, line_of = kind[is_ord], val[is_ord], check[is_ord], line_of[is_ord]
+    if kind.size == 0:
+        return xs, empty.astype(int), empty
+    # DUP: the previous token occurs `count` times in total (a DIF repeats its difference)
+    dup = np.flatnonzero(kind == 2)
+    rep = np.ones(kind.size, dtype=np.int64)
+    if dup.size:
+        prev = dup - 1
+        if prev.size and (prev[0] < 0 or np.any(kind[prev] == 2)
+                          or np.any(line_of[prev] != line_of[dup])):
+            raise InputError("DUP count without a value before it on its line", source=path,
+                             hint="the JCAMP-DX data table is corrupt")
+        rep[prev] = np.maximum(val[dup].astype(np.int64), 1)
+        keep = kind != 2
+        kind, val, check, line_of, rep = (kind[keep], val[keep], check[keep], line_of[keep],
+                                          rep[keep])
+    first_copy = np.zeros(int(rep.sum()), dtype=bool)
+    first_copy[np.concatenate([[0], np.cumsum(rep)[:-1]])] = True
+    kind, val, line_of = np.repeat(kind, rep), np.repeat(val, rep), np.repeat(line_of, rep)
+    check = np.repeat(check, rep) & first_copy
+    is_abs = kind == 0
+    if not is_abs[0]:
+        raise InputError("DIF value before any ordinate", source=path,
+                         hint="the JCAMP-DX data table is corrupt")
+    cs = np.cumsum(np.where(is_abs, 0.0, val))
+    abs_pos = np.flatnonzero(is_abs)
+    y = (val[abs_pos] - cs[abs_pos])[np.cumsum(is_abs) - 1] + cs
+    cpos = np.flatnonzero(check)
+    if cpos.size:
+        bad = ~np.isclose(y[cpos], y[cpos - 1], rtol=1e-9, atol=1e-6)
+        if bad.any():
+            i = int(cpos[np.flatnonzero(bad)[0]])
+            raise InputError(f"DIF y-check failed on data line {int(line_of[i]) + 1} "
+                             f"({y[i]:g} != {y[i - 1]:g})", source=path,
+                             hint="the file is corrupt or truncated")
+    final = np.arange(y.size) - np.cumsum(check)
+    lines_with = np.unique(line_of, return_index=True)[1]  # first expanded token of each line
+    starts = final[lines_with]
+    has_ord = np.isin(np.arange(len(counts)), line_of)
+    return xs[has_ord], starts, y[~check]
 
 
 def check_x(line_x: np.ndarray, starts: np.ndarray, first: float, delta: float,
@@ -229,8 +251,9 @@ def check_x(line_x: np.ndarray, starts: np.ndarray, first: float, delta: float,
     return None
 
 
-def decode_xy(lines: list[str], path: PathLike) -> tuple[np.ndarray, np.ndarray]:
-    """Decode ``(XY..XY)`` pairs (AFFN); ``?`` is a missing value."""
+def decode_xy(lines: list[str], path: PathLike, width: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Decode ``(XY..XY)`` pairs (``width=3``: ``(XYW..XYW)`` / ``(XYM..XYM)`` triplets, the
+    third value dropped), AFFN; ``?`` is a missing value."""
     vals: list[float] = []
     for line in lines:
         for tok in _XY_SPLIT.split(line.strip()):
@@ -244,10 +267,11 @@ def decode_xy(lines: list[str], path: PathLike) -> tuple[np.ndarray, np.ndarray]
             except ValueError:
                 raise InputError(f"bad value {tok!r} in an (XY..XY) table", source=path,
                                  hint="the JCAMP-DX data table is corrupt") from None
-    if len(vals) % 2:
-        raise InputError("odd number of values in an (XY..XY) table", source=path,
+    if len(vals) % width:
+        raise InputError(f"the number of values in an (XY..XY) table is not a multiple of "
+                         f"{width}", source=path,
                          hint="the JCAMP-DX data table is corrupt or truncated")
-    a = np.asarray(vals, dtype=np.float64).reshape(-1, 2)
+    a = np.asarray(vals, dtype=np.float64).reshape(-1, width)
     return a[:, 0], a[:, 1]
 
 
@@ -330,7 +354,7 @@ def _spectra_of(blk: Block, parents: list[Block], path: PathLike,
             x = np.linspace(firstx, lastx, int(npoints))
             y = y * yfac
         else:
-            x, y = decode_xy(lines, path)
+            x, y = decode_xy(lines, path, 3 if re.search(r"\(XY[WM]", form) else 2)
             x, y = x * xfac, y * yfac
             if n == "PEAKTABLE":
                 m["data_class"] = "peak table"
@@ -473,6 +497,20 @@ def encode_difdup(values: np.ndarray, x_start: np.ndarray, per_line: int = 10) -
     return lines
 
 
+def _y_factor(y: np.ndarray) -> float:
+    """Largest power of ten that keeps ``y`` exact, but never coarser than 9 significant digits
+    of the largest ordinate (so DIFDUP is lossless for data with few decimals)."""
+    peak = float(np.max(np.abs(y))) or 1.0
+    top = math.floor(math.log10(peak))
+    k = top - 8
+    while k < top:
+        f = 10.0 ** (k + 1)
+        if np.max(np.abs(np.rint(y / f) * f - y)) > 1e-9 * peak:
+            break
+        k += 1
+    return 10.0 ** k
+
+
 def _ldr(label: str, value: Any) -> str:
     return f"##{label}={' '.join(str(value).split())}"
 
@@ -533,8 +571,7 @@ def _format_block(x: np.ndarray, y: np.ndarray, meta: dict[str, Any], even: bool
     else:
         delta = (x[-1] - x[0]) / (n - 1)
         if form == "difdup":
-            peak = float(np.max(np.abs(y))) or 1.0
-            yfac = 10.0 ** (math.floor(math.log10(peak)) - 8)
+            yfac = _y_factor(y)
             iy = np.rint(y / yfac).astype(np.int64)
         else:
             yfac = 1.0

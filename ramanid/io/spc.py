@@ -128,9 +128,10 @@ def read_spc(data: bytes, path: PathLike, *, laser_nm: float | None = None
 
     Non-Raman files (IR, NMR, MS ...) are read too; their x units are in ``meta["x_units"]``.
     """
-    if not sniff(data):
+    if len(data) < 2 or data[1] not in (NEW_LSB, NEW_MSB, OLD):
         raise InputError("not an SPC file (unknown version byte)", source=path,
                          hint="the file may be damaged or in another format")
+    _need(data, 256, path, "the main header")
     flags, version = data[0], data[1]
     old = version == OLD
     end = ">" if version == NEW_MSB else "<"
@@ -139,7 +140,7 @@ def read_spc(data: bytes, path: PathLike, *, laser_nm: float | None = None
         exp, onpts, first, last, xt, yt = struct.unpack_from("<hfffBB", data, 2)
         meta["units"] = Y_UNITS.get(yt)
         year, month, day, hour, minute = struct.unpack_from("<HBBBB", data, 18)
-        npts = int(onpts)
+        npts = int(onpts) if np.isfinite(onpts) and abs(onpts) < 2**31 else 0
         nsub = None
         technique = None
         meta["comment"] = _text(data[64:194])
