@@ -18,6 +18,7 @@ Two ways to the same columns:
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -156,8 +157,10 @@ def _rounded(a: np.ndarray, digits: int) -> list[float]:
 
 
 def _text(values: list[float] | list[int]) -> np.ndarray:
-    """``repr`` of each number (the JSON text of the records)."""
-    return np.array(list(map(repr, values)), dtype=object)
+    """Each number as ``json.dumps`` writes it (``repr``; NaN/Infinity for non-finite)."""
+    if all(map(math.isfinite, values)):
+        return np.array(list(map(repr, values)), dtype=object)
+    return np.array([json.dumps(v) for v in values], dtype=object)
 
 
 def columns_from_resultset(rs: Any) -> dict[str, np.ndarray]:

@@ -237,8 +237,8 @@ def _jsonl_text(table: Table, schema: Schema) -> str:
     for name, kind in schema:
         col = table[name].tolist()
         key = dumps(name) + ": "
-        if kind == "float":
-            parts.append([key + ("null" if math.isnan(v) else repr(v)) for v in col])
+        if kind == "float":   # JSON has no NaN or infinity: both are written as null
+            parts.append([key + (repr(v) if math.isfinite(v) else "null") for v in col])
         elif kind == "json":
             parts.append([key + ("null" if v is None else v) for v in col])
         else:

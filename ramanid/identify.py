@@ -14,20 +14,22 @@ Decision rules, per scan (all thresholds from :func:`calibrate`, never from eval
    a component is significant when its residual reduction ``dRSS`` exceeds
    ``max(tau_mix, z^2 sigma^2)`` (library model-mismatch null, and a z-sigma noise test with the
    scan's own noise sigma in processed units) and its spectral fraction >= ``min_fraction``.
-4. ``mixture`` when >= 2 components are significant and the mixture's correlation
-   ``sqrt(1 - RSS)`` (attenuation-corrected as below) reaches the largest ``t_j`` of its
-   components (a mixture must fit as well as each component must match alone); else
-   ``match`` when the top r, corrected for the attenuation by the scan's own noise
+4. ``match`` when the top r, corrected for the attenuation by the scan's own noise
    (``r / sqrt(1 - E)``, E = expected noise energy of the unit-norm scan, capped at
    ``max_noise_energy``), reaches the entry's own threshold ``t_j`` and the scan has no
    unexplained bands (forward search: the share of its band energy where the entry has no
-   band <= ``max_unexplained``); else ``no_match``. Reported scores are the measured r.
+   band <= ``max_unexplained``); else ``mixture`` (no single entry explains the scan) when
+   >= 2 components are significant and the mixture's correlation ``sqrt(1 - RSS)``
+   (attenuation-corrected) reaches the largest ``t_j`` of its components (a mixture must fit
+   as well as each component must match alone); else ``no_match``. Scores are reported as
+   measured. Hazards are decided separately (5), whatever the verdict.
 5. Hazard layer: every hazardous entry (hazard_level high/extreme) is fitted on every scan
    together with the top non-hazard candidates; it alarms when (a) it explains the majority
    (``min_explained`` = 0.5) of the structured residual the non-hazard candidates leave,
    ``dRSS_h / (RSS_safe - expected noise energy) >= 0.5``, (b) ``dRSS_h`` passes the z-sigma
    noise test and its own threshold ``tau_h``, and (c) its fraction >= ``min_hazard_fraction``;
-   or when it is the matched substance / a mixture component.
+   or when the scan would match it on its own (attenuation-corrected r >= its ``t_j``, even if
+   a non-hazardous entry scores higher), or it is a significant component of the NNLS fit (3).
 
 Threshold procedure (:func:`calibrate`, run in ``Identifier.__init__`` from the library alone):
 
@@ -267,6 +269,9 @@ class Identifier:
         Number of ranked candidates per scan.
     max_shift, shift_step
         Shift search in cm-1 (:class:`ramanid.match.Matcher`).
+    broaden
+        Gaussian sigma (cm-1) of the broadened library copies that make matching tolerant
+        of lower-resolution instruments (0 disables).
     n_candidates
         Distinct substances in the mixture fit (<= 6).
     derivative
@@ -280,7 +285,7 @@ class Identifier:
 
     def __init__(self, library: Any, *, top: int = 5, max_shift: float = 10.0,
                  shift_step: float = 2.0, n_candidates: int = 4, derivative: bool = False,
-                 chunk: int = 4096, workers: int | None = None,
+                 broaden: float = 5.0, chunk: int = 4096, workers: int | None = None,
                  thresholds: Thresholds | None = None) -> None:
         self.library = library
         rec = getattr(library, "recipe", None)
@@ -297,7 +302,8 @@ class Identifier:
         self.chunk = chunk
         self.workers = int(workers) if workers else min(2, os.cpu_count() or 1)
         self.n_candidates = min(n_candidates, 6, self.n_entries)
-        self.matcher = Matcher(matrix, self.step, max_shift=max_shift, shift_step=shift_step)
+        self.matcher = Matcher(matrix, self.step, max_shift=max_shift, shift_step=shift_step,
+                               broaden=broaden)
         self.ranker = (Matcher(matrix, self.step, max_shift=max_shift, shift_step=shift_step,
                                derivative=True) if derivative else self.matcher)
         _, self.subst = np.unique([_substance_key(e) for e in self.entries], return_inverse=True)
@@ -374,8 +380,8 @@ class Identifier:
     def _score(self, X: np.ndarray, lo: int, hi: int) -> _Scores:
         prod, den = self.matcher.raw(X, lo, hi)
         r = prod if den is None else prod / den
-        arg = r.argmax(axis=1)
-        return _Scores(np.take_along_axis(r, arg[:, None, :], axis=1)[:, 0], arg, prod, den)
+        arg = r[:, : self.matcher.shifts.size].argmax(axis=1)   # shift of the plain copies
+        return _Scores(r.max(axis=1), arg, prod, den)
 
     def _design(self, ids: np.ndarray, s_star: np.ndarray, sc: _Scores, X: np.ndarray,
                 lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
@@ -521,7 +527,7 @@ class Identifier:
         # a mixture must fit as well as each of its components must match on its own
         t_mix = np.max(np.where(sig, th.t_entry[np.maximum(cand, 0)], th.r_floor), axis=1)
         is_mix = (n_sig >= 2) & (mix_r / np.sqrt(1.0 - energy) >= t_mix)
-        verdict[is_mix] = _MIXTURE
+        verdict[is_mix & ~is_match] = _MIXTURE   # mixtures only when no single entry explains
         verdict[reason > 0] = _INCONCLUSIVE
         # components: significant ones for mixtures, the best entry for matches
         comp = np.where(sig, cand, -1)
@@ -543,6 +549,12 @@ class Identifier:
             drss_h, hfrac, share = self._hazard_fit(X, lo, hi, sc, noise_rss)
             hits = (drss_h > np.maximum(th.tau_hazard[None, :], noise2[:, None])) \
                 & (hfrac >= th.min_hazard_fraction) & (share >= th.min_explained)
+            # also: the scan matches the hazardous entry on its own (its acceptance rule)
+            hz = self.hazard_idx
+            hits |= score[:, hz] / np.sqrt(1.0 - energy)[:, None] >= th.t_entry[hz][None, :]
+            # also: a significant component of the scan's own NNLS fit, whatever the verdict
+            in_fit = np.where(sig, cand, -1)
+            hits |= np.any(in_fit[:, :, None] == self.hazard_idx[None, None, :], axis=1)
             hits |= np.any(comp[:, :, None] == self.hazard_idx[None, None, :], axis=1)
             hits[reason > 0] = False
         lvl = np.zeros(n, dtype=np.int8)

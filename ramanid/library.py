@@ -798,7 +798,9 @@ def load_library(path: str | os.PathLike[str] | None = None, *, verify: bool = T
         Forensic inspection: load a damaged or altered file anyway; the problems are listed in
         :attr:`Library.integrity_problems` instead of raising.
     require_signature
-        Refuse unsigned libraries; default: when trusted keys are configured.
+        Refuse unsigned libraries and libraries whose signature no trusted key vouches for
+        (a valid signature by an unknown key proves nothing); default: when trusted keys are
+        configured.
 
     Raises
     ------
@@ -810,6 +812,9 @@ def load_library(path: str | os.PathLike[str] | None = None, *, verify: bool = T
     from ramanid import signing
 
     path = Path(path) if path is not None else default_library_path()
+    if path.is_dir():
+        raise LibraryError("is a directory, not a library file", source=path,
+                           hint="pass the library's .h5 file")
     if not path.is_file():
         raise LibraryError("library file not found", source=path,
                            hint="build it with `ramanid library build` or pass --library")
@@ -859,6 +864,11 @@ def load_library(path: str | os.PathLike[str] | None = None, *, verify: bool = T
                             "key of this unit")
         elif status == "unsigned" and require_signature:
             problems.append("the library is not signed, and this unit requires a signed library")
+        elif status == "valid-untrusted" and require_signature:
+            # A valid signature by an unknown key proves nothing: anyone can re-sign.
+            problems.append(f"signed by key {lib.signature['key_id']}, but no trusted key is "
+                            "configured to check it against (pass --trusted-key, or install "
+                            "the laboratory's key with `ramanid library keygen --trust`)")
     lib.integrity_problems = problems
     if problems and not allow_tampered:
         extra = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""

@@ -14,6 +14,10 @@ Partial coverage: when a scan covers only ``[lo, hi)`` of the library axis, r is
 that range only: the scan is centred there and zero elsewhere, so the numerator is the same dot
 product, and each library row's norm over the range comes from prefix sums (no extra product).
 
+Resolution tolerance (``broaden`` > 0): the library is also held broadened by a Gaussian, on a
+coarser shift grid, and an entry's score is its best over all copies, so a scan from a lower-
+resolution instrument still matches; mixtures use the plain copies.
+
 First-derivative correlation (``derivative=True``): both sides are differenced along the axis
 and re-normalised before the product (suppresses residual baseline, Thermo Galactic HQI
 "first-derivative correlation").
@@ -22,6 +26,7 @@ and re-normalised before the product (suppresses residual baseline, Thermo Galac
 from __future__ import annotations
 
 import numpy as np
+from scipy.ndimage import gaussian_filter1d
 
 __all__ = ["Matcher", "shift_rows", "top_k"]
 
@@ -85,7 +90,8 @@ class Matcher:
     """
 
     def __init__(self, matrix: np.ndarray, step: float, *, max_shift: float = 10.0,
-                 shift_step: float = 2.0, derivative: bool = False) -> None:
+                 shift_step: float = 2.0, derivative: bool = False, broaden: float = 0.0,
+                 broad_shift_step: float = 4.0) -> None:
         L = _centre_norm(np.asarray(matrix, dtype=np.float32))
         self.n_entries, self.n_points = L.shape
         self.step = float(step)
@@ -98,7 +104,19 @@ class Matcher:
             rows = shift_rows(L, sh / self.step) if sh else L
             stack[s] = _derivative(rows) if derivative else _centre_norm(rows)
         self.stack = stack                                      # (S, N, M), unit rows
-        self.flat = stack.reshape(-1, self.n_points)            # (S*N, M) C-contiguous
+        copies = [stack.reshape(-1, self.n_points)]
+        # resolution tolerance: copies broadened by a Gaussian of sigma `broaden` cm-1, on a
+        # coarser shift grid (broad bands need fewer shift steps)
+        self.broad_shifts = np.zeros(0)
+        if broaden > 0:
+            b_half = int(np.floor(max_shift / broad_shift_step + 1e-9)) if max_shift > 0 else 0
+            self.broad_shifts = broad_shift_step * np.arange(-b_half, b_half + 1, dtype=float)
+            wide = gaussian_filter1d(L, broaden / self.step, axis=1, mode="nearest")
+            for sh in self.broad_shifts:
+                rows = shift_rows(wide, sh / self.step) if sh else wide
+                copies.append(_derivative(rows) if derivative else _centre_norm(rows))
+        self.n_copies = self.shifts.size + self.broad_shifts.size
+        self.flat = np.ascontiguousarray(np.concatenate(copies, axis=0))   # (copies*N, M)
         c = np.zeros((self.flat.shape[0], self.n_points + 1))
         np.cumsum(self.flat, axis=1, out=c[:, 1:])
         c2 = np.zeros_like(c)
@@ -126,16 +144,17 @@ class Matcher:
 
     def raw(self, X: np.ndarray, lo: int = 0, hi: int | None = None
             ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Dot products of the scans with every shifted entry, ``(n, S, N)`` float32.
+        """Dot products of the scans with every library copy, ``(n, C, N)`` float32.
 
-        Returns the products and the per-(shift, entry) norm over ``[lo, hi)`` (None when the
-        scans cover the whole axis); ``r = products / norm``.
+        Copies ``0 .. S-1`` are the shifted entries (``self.shifts``), the rest the broadened
+        ones (``self.broad_shifts``). Returns the products and the per-(copy, entry) norm over
+        ``[lo, hi)`` (None when the scans cover the whole axis); ``r = products / norm``.
         """
         hi = self.n_points if hi is None else hi
         Xp = self.prepare(X, lo, hi)
-        prod = (Xp @ self.flat.T).reshape(Xp.shape[0], self.shifts.size, self.n_entries)
+        prod = (Xp @ self.flat.T).reshape(Xp.shape[0], self.n_copies, self.n_entries)
         den = self._denominator(lo, hi)
-        return prod, (None if den is None else den.reshape(self.shifts.size, self.n_entries))
+        return prod, (None if den is None else den.reshape(self.n_copies, self.n_entries))
 
     def scores(self, X: np.ndarray, lo: int = 0, hi: int | None = None
                ) -> tuple[np.ndarray, np.ndarray]:
@@ -149,7 +168,8 @@ class Matcher:
         Returns
         -------
         (numpy.ndarray, numpy.ndarray)
-            ``score`` (n, N) float32 and the index of the best shift per entry (n, N) int16.
+            ``score`` (n, N) float32 (best over shifts and broadened copies) and the index of
+            the best plain shift per entry (n, N) int16.
         """
         n = X.shape[0]
         best = np.empty((n, self.n_entries), dtype=np.float32)
@@ -158,7 +178,7 @@ class Matcher:
         for a in range(0, n, chunk):
             prod, den = self.raw(X[a:a + chunk], lo, hi)
             r = prod if den is None else prod / den
-            arg[a:a + chunk] = r.argmax(axis=1)
+            arg[a:a + chunk] = r[:, : self.shifts.size].argmax(axis=1)
             best[a:a + chunk] = r.max(axis=1)
         return best, arg
 

@@ -91,8 +91,11 @@ def load_private_key(path: str | os.PathLike[str], passphrase: bytes | None = No
     except FileNotFoundError:
         raise UsageError("private key file not found", source=path,
                          hint="create one with `ramanid library keygen`") from None
+    except IsADirectoryError:
+        raise UsageError("is a directory, not a private key file", source=path) from None
     except (ValueError, TypeError) as exc:
-        raise UsageError(f"not a usable private key ({exc})", source=path,
+        detail = str(exc).split(". See https://")[0]  # cryptography appends a FAQ link
+        raise UsageError(f"not a usable private key ({detail})", source=path,
                          hint="pass the PEM file written by `ramanid library keygen`") from None
     if not isinstance(key, Ed25519PrivateKey):
         raise UsageError("private key is not Ed25519", source=path)
@@ -119,6 +122,10 @@ def parse_public_key(text_or_path: str | bytes | os.PathLike[str]) -> bytes:
         source = text
         try:
             text = Path(text).read_text(encoding="ascii").strip()
+        except FileNotFoundError:
+            raise UsageError("neither a public key file nor a key", source=source,
+                             hint=f"give a .pub file written by `ramanid library keygen`, or "
+                                  f"'{PUBLIC_KEY_TAG} <64 hex digits>'") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise UsageError(f"cannot read public key ({exc.__class__.__name__})",
                              source=source) from None

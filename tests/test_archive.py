@@ -103,6 +103,18 @@ def test_append_keeps_indices_and_is_atomic(tmp_path: Path) -> None:
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
+def test_integer_storage_is_lossless_or_refused(tmp_path: Path) -> None:
+    b = _batch(5)
+    counts = b.with_intensity(np.rint(b.intensity))
+    write_archive(tmp_path / "c.h5", [counts], dtype="uint16")
+    np.testing.assert_array_equal(read_archive(tmp_path / "c.h5")[0].intensity, counts.intensity)
+    from ramanid.errors import UsageError
+
+    with pytest.raises(UsageError, match="whole counts"):
+        write_archive(tmp_path / "d.h5", [b], dtype="uint16")
+    assert not (tmp_path / "d.h5").exists()
+
+
 def test_not_archives_and_damaged_archives(tmp_path: Path) -> None:
     csv = tmp_path / "x.csv"
     csv.write_text("1,2\n3,4\n")

@@ -123,7 +123,7 @@ def test_formats_hold_the_same_rows(scan_dir: Path, tmp_path: Path) -> None:
 @pytest.mark.timeout(180)
 def test_kill_9_then_resume_gives_every_scan_once(tmp_path: Path, shared_data: Path) -> None:
     archive = tmp_path / "scans.h5"
-    n, chunk = 3000, 25
+    n, chunk = 5000, 25
     _synthetic_archive(archive, shared_data, n, seed=5)
     out = tmp_path / "res.csv"
     cmd = [sys.executable, "-m", "ramanid", "batch", str(archive), "--out", str(out),
@@ -218,7 +218,7 @@ def test_progress_bar_only_on_a_terminal(tmp_path: Path, shared_data: Path) -> N
     assert "200/200" in shown and "scan/s" in shown
 
 
-def test_resume_refuses_another_job(tmp_path: Path, shared_data: Path) -> None:
+def test_jobs_that_cannot_run_stop_with_a_clear_status(tmp_path: Path, shared_data: Path) -> None:
     archive = tmp_path / "scans.h5"
     _synthetic_archive(archive, shared_data, 20)
     out = tmp_path / "res.jsonl"
@@ -233,6 +233,12 @@ def test_resume_refuses_another_job(tmp_path: Path, shared_data: Path) -> None:
     (empty / "notes.md").write_text("no scans here")
     assert cli_main(["batch", str(empty), "--out", str(tmp_path / "e.csv")]) == 1
     assert not (tmp_path / "e.csv").exists() and not (tmp_path / "e.csv.parts").exists()
+    bad_library = tmp_path / "bad.h5"
+    bad_library.write_bytes(b"not a library")
+    for option in ("--library", "--since-library"):
+        assert cli_main(["batch", str(archive), "--out", str(tmp_path / "l.csv"), option,
+                         str(bad_library), "--workers", "2"]) == 1
+    assert not (tmp_path / "l.csv").exists()
 
 
 @pytest.mark.timeout(150)

@@ -213,3 +213,17 @@ def test_results_do_not_depend_on_chunking(world):
     b = Identifier(lib, chunk=4, workers=2, thresholds=ident.thresholds).run(batch)
     assert np.array_equal(a.verdict, b.verdict) and np.array_equal(a.top_ids, b.top_ids)
     assert np.allclose(a.top_scores, b.top_scores, atol=1e-5)
+
+
+def test_hazard_that_matches_on_its_own_alarms_even_when_ranked_second(world):
+    ident, _, raw = world
+    # ammonium nitrate's 1043 cm-1 band sits 3 cm-1 from sodium bicarbonate's: a 50/50 mix may
+    # rank the bicarbonate first, but the scan also matches the hazardous entry on its own
+    names = [e.name for e in ident.entries]
+    if "Sodium bicarbonate" not in names:
+        pytest.skip("no sodium bicarbonate entry")
+    rows = [_scan(raw, [("Sodium bicarbonate", 0.5), ("Ammonium nitrate", 0.5)], seed=s)[1]
+            for s in range(3)]
+    axis = _scan(raw, [("Lactose", 1.0)])[0]
+    for rec in _run(ident, axis, np.vstack(rows)):
+        assert rec["hazard"]["level"] == "high", rec["reason"]

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from ramanid.calibration.units import wavelength_to_shift
 
 from ramanid.errors import InputError
@@ -278,3 +280,25 @@ def test_enlighten_processed_column_not_last(tmp_path: Path) -> None:
     f = tmp_path / "e.csv"
     f.write_text(f"ENLIGHTEN Version,4.1\n\nPixel,Wavenumber,Processed,Raw\n{rows}\n")
     np.testing.assert_array_equal(read(f).intensity[0], Y)
+
+
+@settings(max_examples=80, deadline=None)
+@given(n=st.integers(2, 30), sep=st.sampled_from([",", ";", "\t", " ", "  "]),
+       comma=st.booleans(), header=st.booleans(), descending=st.booleans(),
+       seed=st.integers(0, 2**31))
+def test_generic_layout_property(tmp_path_factory: pytest.TempPathFactory, n: int, sep: str,
+                                 comma: bool, header: bool, descending: bool, seed: int) -> None:
+    if sep == "," and comma:
+        comma = False  # "1,5,2,5" is ambiguous; no exporter writes it
+    rng = np.random.default_rng(seed)
+    x = np.round(np.cumsum(rng.uniform(0.1, 5.0, n)) + rng.uniform(-100, 2000), 3)
+    y = np.round(rng.normal(0, 1e4, n), 2)
+    order = slice(None, None, -1) if descending else slice(None)
+    rows = [f"{_fmt(a, comma)}{sep}{_fmt(b, comma)}" for a, b in zip(x[order], y[order],
+                                                                    strict=True)]
+    f = tmp_path_factory.mktemp("gen") / "g.txt"
+    f.write_text(("Raman Shift" + sep.strip()[:1] + " Intensity\n" if header else "")
+                 + "\n".join(rows) + "\n")
+    b = read(f)
+    np.testing.assert_array_equal(b.axis, x)
+    np.testing.assert_array_equal(b.intensity[0], y)

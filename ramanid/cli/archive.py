@@ -29,8 +29,9 @@ def register(subparsers: Any) -> None:
     pk.add_argument("directory", metavar="DIR")
     pk.add_argument("--out", required=True, metavar="ARCHIVE.h5")
     pk.add_argument("--append", action="store_true", help="append to an existing archive")
-    pk.add_argument("--dtype", choices=("float64", "float32"), default="float64",
-                    help="storage type of intensities (default float64, lossless)")
+    pk.add_argument("--dtype", choices=("float64", "float32", "uint16"), default="float64",
+                    help="storage type of intensities (default float64, lossless; uint16 only "
+                         "for raw whole counts, refused otherwise)")
     pk.set_defaults(func=pack_main)
     info = sub.add_parser("info", help="number of scans, axis groups and metadata columns")
     info.add_argument("archive", metavar="ARCHIVE.h5")

@@ -42,7 +42,7 @@ def _positive(text: str) -> int:
 
 def register(subparsers: Any) -> None:
     """Add ``batch`` to the ``ramanid`` command line."""
-    from ramanid.batch import DEFAULT_CHUNK_SIZE
+    from ramanid.batch_job import DEFAULT_CHUNK_SIZE
 
     p = subparsers.add_parser(
         "batch", help="re-identify directories of scans and scan archives (resumable, parallel)",
@@ -89,7 +89,7 @@ def main(args: argparse.Namespace) -> int:
     print(summary.render())
     print(f"results: {args.out}")
     if args.old_library:
-        from ramanid.batch import JobConfig
+        from ramanid.batch_job import JobConfig
 
         print("changes: " + str(JobConfig(args.out, "", None, args.old_library, 1, ())
                                 .changes_path))

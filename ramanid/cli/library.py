@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ramanid.errors import EXIT_INPUT, LibraryError, UsageError
+from ramanid.errors import EXIT_INPUT, InputError, LibraryError, UsageError
 
 HELP = "inspect, build, extend, check, approve, sign and verify reference libraries"
 
@@ -55,26 +55,44 @@ def register(subparsers: Any) -> None:
     sub = p.add_subparsers(dest="library_command", metavar="ACTION")
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
 
-    s = sub.add_parser("info", help="library header, counts, hash and signature state")
+    s = sub.add_parser("info", help="library header, counts, hash and signature state",
+                       description="Show the library's name, version, recipe, entry counts by "
+                                   "status, provenance and hazard, content hash and signature "
+                                   "state. Refuses an altered library (see `verify`).")
     _lib_arg(s)
     _trust_args(s)
     s.add_argument("--json", action="store_true", help="print JSON")
     s.set_defaults(func=cmd_info)
 
-    s = sub.add_parser("list", help="list entries")
+    s = sub.add_parser("list", help="list entries",
+                       description="One row per entry: id, name, class, hazard level, "
+                                   "provenance, status, instrument.")
     _lib_arg(s)
-    s.add_argument("--status", choices=("approved", "pending", "retired", "all"), default="all")
+    s.add_argument("--status", choices=("approved", "pending", "retired", "all"), default="all",
+                   help="only entries with this status (default: all)")
     s.add_argument("--class", dest="substance_class", help="only this substance class")
     s.add_argument("--json", action="store_true", help="one JSON object per line")
     s.set_defaults(func=cmd_list)
 
-    s = sub.add_parser("show", help="every field of one entry")
+    s = sub.add_parser("show", help="every field of one entry",
+                       description="Every metadata field of one entry (provenance, licence, "
+                                   "acquisition, who added and approved it) and its raw "
+                                   "spectrum's range.")
     _lib_arg(s)
     s.add_argument("entry", metavar="ENTRY", help="entry id, id prefix, name or synonym")
     s.add_argument("--json", action="store_true", help="print JSON")
     s.set_defaults(func=cmd_show)
 
-    s = sub.add_parser("build", help="build a library from a source catalogue or scan files")
+    s = sub.add_parser("build", help="build a library from a source catalogue or scan files",
+                       description="Build a new library file. From a catalogue (.json) every "
+                                   "entry is approved as the catalogue says; from scan files "
+                                   "every file becomes a PENDING entry to be completed, "
+                                   "validated and approved.",
+                       epilog="examples:\n"
+                              "  ramanid library build spectra_library/sources.json --out d.h5\n"
+                              "  ramanid library build crm-scans/ --out lab.h5 --name 'Lab X' "
+                              "--by 'A. Analyst'",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("sources", nargs="+", metavar="SOURCES",
                    help="a catalogue (.json, like spectra_library/sources.json) or scan files "
                         "and directories (each file becomes a pending entry named after it)")
@@ -89,28 +107,38 @@ def register(subparsers: Any) -> None:
                        description="Add a measured spectrum as a PENDING entry. Missing metadata "
                                    "is asked for on a terminal; otherwise pass the flags.")
     _lib_arg(s)
-    s.add_argument("files", nargs="+", metavar="FILE")
+    s.add_argument("files", nargs="+", metavar="FILE",
+                   help="scan file(s) in any format `ramanid identify` reads")
     s.add_argument("--name", help="substance name (default with several files: ask, or "
                                   "--names-from-files)")
     s.add_argument("--names-from-files", action="store_true",
                    help="name each entry after its file (stem)")
-    s.add_argument("--class", dest="substance_class")
-    s.add_argument("--hazard", dest="hazard_level", choices=("none", "low", "high", "extreme"))
+    s.add_argument("--class", dest="substance_class",
+                   help="substance class, e.g. 'fentanyl-class opioid', 'cutting agent', "
+                        "'explosive precursor', 'solvent'")
+    s.add_argument("--hazard", dest="hazard_level", choices=("none", "low", "high", "extreme"),
+                   help="hazard level; high and extreme raise the alarm and need --handling")
     s.add_argument("--handling", default=None, help="handling guidance shown with alarms")
     s.add_argument("--provenance", dest="provenance_kind", default="measured",
-                   choices=("measured", "modelled", "in-silico"))
-    s.add_argument("--source")
-    s.add_argument("--licence")
+                   choices=("measured", "modelled", "in-silico"),
+                   help="how the spectrum was obtained (default: measured); results resting "
+                        "on a modelled or in-silico entry tell the officer to confirm in a "
+                        "laboratory")
+    s.add_argument("--source", help="where the spectrum comes from (laboratory, CRM lot, "
+                                    "publication)")
+    s.add_argument("--licence", help="licence or terms of use of the spectrum")
     s.add_argument("--substance", help="substance key shared by entries of the same substance "
                                        "(default: from the name; e.g. 'fentanyl' to stand "
                                        "beside or replace the modelled Fentanyl entry)")
-    s.add_argument("--cas")
-    s.add_argument("--synonym", action="append", default=[], dest="synonyms")
+    s.add_argument("--cas", help="CAS registry number")
+    s.add_argument("--synonym", action="append", default=[], dest="synonyms",
+                   help="another name the entry is found by (repeatable)")
     s.add_argument("--instrument", help="default: model and serial from the file")
     s.add_argument("--laser", type=float, dest="laser_nm", help="default: from the file")
     s.add_argument("--calibration", dest="calibration_id", help="calibration record id")
-    s.add_argument("--reference", action="append", default=[], dest="references")
-    s.add_argument("--notes", default="")
+    s.add_argument("--reference", action="append", default=[], dest="references",
+                   help="citation (repeatable)")
+    s.add_argument("--notes", default="", help="free text kept with the entry")
     s.add_argument("--index", type=int, default=None,
                    help="spectrum of a multi-spectrum file to use (default: the only one)")
     s.add_argument("--average", action="store_true", help="average all spectra of the file")
@@ -119,44 +147,68 @@ def register(subparsers: Any) -> None:
     s.set_defaults(func=cmd_add)
 
     s = sub.add_parser("validate", help="check pending entries: SNR, saturation, coverage, "
-                                        "calibration, duplicates, confusability")
+                                        "calibration, duplicates, confusability",
+                       description="Check entries before approval: signal-to-noise, "
+                                   "saturation, axis coverage, calibration state, duplicates "
+                                   "of existing entries, and the nearest other substances "
+                                   "(flagged as confusable when closer than the engine's "
+                                   "decision margin). Exit 1 when an entry fails a check.")
     _lib_arg(s)
     s.add_argument("entries", nargs="*", metavar="ENTRY", help="default: every pending entry")
     s.add_argument("--json", action="store_true", help="one JSON object per line")
     s.add_argument("--plot", metavar="OUT.png", help="plot entries over their nearest neighbours")
     s.set_defaults(func=cmd_validate)
 
-    s = sub.add_parser("approve", help="make an entry usable; records who and when")
+    s = sub.add_parser("approve", help="make an entry usable; records who and when",
+                       description="Approve a pending entry so that identification uses it. "
+                                   "Refuses entries that `validate` flags unless --force. The "
+                                   "library version is bumped and its signature dropped: sign "
+                                   "it again before distribution.")
     _lib_arg(s)
-    s.add_argument("entry", metavar="ENTRY")
-    s.add_argument("--by", required=True, metavar="NAME")
+    s.add_argument("entry", metavar="ENTRY", help="entry id, id prefix, name or synonym")
+    s.add_argument("--by", required=True, metavar="NAME", help="reviewer (recorded)")
     s.add_argument("--force", action="store_true",
                    help="approve although `validate` flags the entry (recorded in the log)")
     s.add_argument("--out", help="write to this file instead of in place")
     s.set_defaults(func=cmd_approve)
 
-    s = sub.add_parser("retire", help="take an entry out of use (kept for the record)")
+    s = sub.add_parser("retire", help="take an entry out of use (kept for the record)",
+                       description="Retire an entry: identification stops using it; the entry "
+                                   "and its spectrum stay in the file and the change log.")
     _lib_arg(s)
-    s.add_argument("entry", metavar="ENTRY")
-    s.add_argument("--by", metavar="NAME")
-    s.add_argument("--reason", default="")
+    s.add_argument("entry", metavar="ENTRY", help="entry id, id prefix, name or synonym")
+    s.add_argument("--by", metavar="NAME", help="who retires it (recorded)")
+    s.add_argument("--reason", default="", help="why (recorded in the change log)")
     s.add_argument("--out", help="write to this file instead of in place")
     s.set_defaults(func=cmd_retire)
 
-    s = sub.add_parser("diff", help="entries added, retired, approved, changed between versions")
-    s.add_argument("old", metavar="OLD")
-    s.add_argument("new", metavar="NEW")
-    s.add_argument("--json", action="store_true")
+    s = sub.add_parser("diff", help="entries added, retired, approved, changed between versions",
+                       description="What changed between two library files: entries added, "
+                                   "approved, retired, removed or changed, and whether the "
+                                   "recipe changed - the input for re-identifying archives "
+                                   "(`ramanid batch --since-library OLD`).")
+    s.add_argument("old", metavar="OLD", help="older library file")
+    s.add_argument("new", metavar="NEW", help="newer library file")
+    s.add_argument("--json", action="store_true", help="print JSON")
     s.set_defaults(func=cmd_diff)
 
-    s = sub.add_parser("export", help="write entries' raw spectra as JCAMP-DX or CSV files")
+    s = sub.add_parser("export", help="write entries' raw spectra as JCAMP-DX or CSV files",
+                       description="Write each entry's raw spectrum with its provenance as one "
+                                   "file. Spectra of modelled or in-silico entries are marked "
+                                   "as not measured in the file (name and metadata), so that "
+                                   "identifying such a file never looks like a measured scan.")
     _lib_arg(s)
     s.add_argument("entries", nargs="*", metavar="ENTRY", help="default: every approved entry")
-    s.add_argument("--format", required=True, choices=("jcamp", "csv"))
-    s.add_argument("--out", required=True, metavar="DIR")
+    s.add_argument("--format", required=True, choices=("jcamp", "csv"), help="file format")
+    s.add_argument("--out", required=True, metavar="DIR", help="folder to write (created)")
     s.set_defaults(func=cmd_export)
 
-    s = sub.add_parser("keygen", help="create an Ed25519 signing key pair")
+    s = sub.add_parser("keygen", help="create an Ed25519 signing key pair",
+                       description="Create a signing key pair for a laboratory. Keep the "
+                                   "private key secret; give the public key (KEY.pem.pub) to "
+                                   "the field units, which install it in "
+                                   "$RAMANID_HOME/trusted_keys/ and then load only libraries "
+                                   "signed with it.")
     s.add_argument("--out", required=True, metavar="KEY.pem",
                    help="private key file (public key: KEY.pem.pub)")
     s.add_argument("--comment", default="", help="e.g. the laboratory's name")
@@ -167,20 +219,29 @@ def register(subparsers: Any) -> None:
                    help="encrypt the private key with the passphrase in environment variable VAR")
     s.set_defaults(func=cmd_keygen)
 
-    s = sub.add_parser("sign", help="sign a library with an Ed25519 private key")
+    s = sub.add_parser("sign", help="sign a library with an Ed25519 private key",
+                       description="Sign the library's content hash; any later change to the "
+                                   "file invalidates the signature.")
     _lib_arg(s)
-    s.add_argument("--key", required=True, metavar="KEY.pem")
+    s.add_argument("--key", required=True, metavar="KEY.pem",
+                   help="private key written by `ramanid library keygen`")
     s.add_argument("--by", default="", metavar="NAME", help="signer (recorded)")
     s.add_argument("--passphrase-env", metavar="VAR",
                    help="the private key's passphrase is in environment variable VAR")
     s.add_argument("--out", help="write to this file instead of in place")
     s.set_defaults(func=cmd_sign)
 
-    s = sub.add_parser("verify", help="check hashes and signature; list every problem")
+    s = sub.add_parser("verify", help="check hashes and signature; list every problem",
+                       description="Check the file hash, every entry's hash, the library hash "
+                                   "and the signature, and list every problem (also for an "
+                                   "altered file, for forensic inspection). Exit 0 when the "
+                                   "library passes, 1 when it must not be used.")
     _lib_arg(s)
     _trust_args(s)
-    s.add_argument("--require-signature", action="store_true")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--require-signature", action="store_true",
+                   help="fail unless signed by a trusted key (default: required when trusted "
+                        "keys are configured)")
+    s.add_argument("--json", action="store_true", help="print JSON")
     s.set_defaults(func=cmd_verify)
 
 
@@ -225,6 +286,17 @@ def _passphrase(var: str | None) -> bytes | None:
         raise UsageError(f"environment variable {var} is not set or empty",
                          hint="export the passphrase in it, or omit --passphrase-env")
     return value.encode("utf-8")
+
+
+#: Figure formats accepted for --plot (matplotlib writers that need no extra package).
+FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
+
+
+def _check_figure_path(path: str) -> None:
+    """Refuse a --plot path whose extension matplotlib cannot write, before any work."""
+    if Path(path).suffix.lower() not in FIGURE_SUFFIXES:
+        raise UsageError(f"--plot: unsupported figure format {Path(path).suffix or '(none)'!r}",
+                         source=path, hint="use a .png, .pdf or .svg file name")
 
 
 def _print_json(obj: Any) -> None:
@@ -454,6 +526,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     """``ramanid library validate``."""
     from ramanid.spectra_library.checks import format_table, plot_validation, validate_entries
 
+    if args.plot:
+        _check_figure_path(args.plot)
     lib = _load(args)
     reports = validate_entries(lib, args.entries or None)
     if not reports:
@@ -467,7 +541,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(f"(confusable: another substance scores >= {reports[0]['confusable_at']} = the "
               "engine's acceptance cap minus its decision margin)")
     if args.plot:
-        plot_validation(lib, reports, args.plot)
+        try:
+            plot_validation(lib, reports, args.plot)
+        except OSError as exc:
+            raise InputError(f"cannot write the figure ({exc.strerror or exc})",
+                             source=args.plot) from None
         print(f"plot written to {args.plot}", file=sys.stderr if args.json else sys.stdout)
     return 0 if all(r["ok"] for r in reports) else EXIT_INPUT
 
@@ -529,20 +607,39 @@ def cmd_export(args: argparse.Namespace) -> int:
     lib = _load(args)
     entries = [lib.entry(k) for k in args.entries] if args.entries else lib.entries
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise UsageError("--out must be a folder, and this is a file", source=out,
+                         hint="pass a new or existing folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create the folder ({exc.strerror or exc})", source=out) from None
     ext = {"jcamp": ".jdx", "csv": ".csv"}[args.format]
+    unmeasured = 0
     for e in entries:
         axis, values = lib.raw(e.id)
+        measured = e.provenance_kind == "measured"
+        # A modelled/in-silico spectrum written to a file must never read back as a measured
+        # scan: say so in its name and flag it like simulator output (`simulated`), which every
+        # renderer labels "not a measured scan".
+        name = e.name if measured else f"{e.name} ({e.provenance_kind.upper()}, not measured)"
         batch = SpectrumBatch.single(
-            axis, values, name=e.name, source=f"library:{e.id}", laser_nm=e.laser_nm,
+            axis, values, name=name, source=f"library:{e.id}", laser_nm=e.laser_nm,
             device_serial=e.acquisition.get("device_serial"),
             device_model=e.acquisition.get("device_model"),
             timestamp=e.acquisition.get("timestamp"), scan_id=e.id,
             units=e.acquisition.get("units"))
         batch.meta[0].update({"provenance_kind": e.provenance_kind, "licence": e.licence,
                               "library_source": e.source})
-        write(batch, out / f"{slugify(e.name)}-{e.id}{ext}", format=args.format)
+        if not measured:
+            batch.meta[0]["simulated"] = True
+            unmeasured += 1
+        tag = "" if measured else f"-{e.provenance_kind.upper()}"
+        write(batch, out / f"{slugify(e.name)}{tag}-{e.id}{ext}", format=args.format)
     print(f"exported {len(entries)} entries as {args.format} to {out}")
+    if unmeasured:
+        print(f"note: {unmeasured} of them are NOT measured spectra (modelled/in-silico); their "
+              "files are marked so and identify as simulated, never as measured scans")
     return 0
 
 
@@ -592,6 +689,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
               f"{lib.signature_status})")
         for p in lib.integrity_problems:
             print(f"  problem: {p}")
+        if ok and lib.signature_status == "valid-untrusted":
+            print("  note: the signature is valid, but no trusted key is configured, so it does "
+                  "not show WHO signed it; pass --trusted-key LAB.pub to check it")
     if not ok:
         raise LibraryError(f"{len(lib.integrity_problems)} integrity problem(s)",
                            source=lib.path, hint="do not use this library")

@@ -177,10 +177,10 @@ def decode_value(key: str, text: str | None) -> Any:
     if text is None:
         return None
     t = text.strip()
-    if t in ("", "None", "null"):
+    if key in TEXT_KEYS or not t:
+        return t or None  # writers skip None values, so "None" here is a real string
+    if t in ("None", "null"):
         return None
-    if key in TEXT_KEYS:
-        return t
     if t[0] in "[{-0123456789" or t in ("true", "false"):
         try:
             return json.loads(t)

@@ -397,8 +397,9 @@ class ArchiveWriter:
         copied beside itself, appended to and renamed over the original on :meth:`close`).
     dtype
         Storage type of intensities (default float64, lossless). ``"float32"`` halves the size;
-        an integer type (e.g. ``"uint16"``) suits raw detector counts. Scan ids are always
-        computed from the values as given, before any conversion.
+        an integer type (e.g. ``"uint16"``) suits raw detector counts and is refused for values
+        that are not whole counts in range. Scan ids are always computed from the values as
+        given, before any conversion.
     compression
         h5py compression filter (``"gzip"``, ``"lzf"`` or None).
 
@@ -505,9 +506,13 @@ class ArchiveWriter:
             columns["origin"] = _column_array([m.get("source") for m in batch.meta], "s")
         store = self.dtype or np.dtype(np.float64)
         values = batch.intensity
-        if store.kind in "iu":
+        if store.kind in "iu":   # integer storage is for raw counts only: never lossy
             info = np.iinfo(store)
-            values = np.clip(np.rint(values), info.min, info.max)
+            if not (np.array_equal(values, np.rint(values)) and values.min() >= info.min
+                    and values.max() <= info.max):
+                raise UsageError(f"intensities are not whole counts within {store} range",
+                                 source=batch.meta[0].get("source"),
+                                 hint="store them as float32 or float64")
         values = values.astype(store)
 
         grp = self._last_group()

@@ -287,27 +287,23 @@ def _units(xunits: str | None) -> str:
 _META_LDRS = {"TITLE": "name", "SPECTROMETERDATASYSTEM": "device_model", "OWNER": "owner",
               "ORIGIN": "origin", "DATATYPE": "data_type", "JCAMPDX": "jcamp_version",
               "YUNITS": "units"}
-_FLOAT_META = ("laser_nm", "integration_ms")
-
-
-def _block_meta(blk: Block, parents: list[Block]) -> dict[str, Any]:
+def _block_meta(blk: Block) -> dict[str, Any]:
     meta: dict[str, Any] = {}
     ours = any(n.startswith("$RAMANID.") for n, _, _ in blk.ldrs)  # written by ramanid
-    for b in [*parents, blk]:
-        for n, raw, v in b.ldrs:
-            v = v.strip()
-            if n in _META_LDRS and v and not ours:
-                meta[_META_LDRS[n]] = v
-            elif n == "LONGDATE" and v:
-                meta["timestamp"] = v.replace("/", "-").replace(" ", "T", 1).split()[0]
-            elif n.startswith("$RAMANID.") and v:
-                key = raw.split(".", 1)[1].strip().lower()
-                if key not in ("source", "format"):
-                    meta[key] = decode_value(key, v)
-            elif n in (".LASERWAVELENGTH", "$LASERWAVELENGTH", "$LASER", "$EXCITATIONWAVELENGTH",
-                       ".EXCITATIONWAVELENGTH") and to_float(v.split()[0] if v else "") and \
-                    "laser_nm" not in meta:
-                meta["laser_nm"] = to_float(v.split()[0])
+    for n, raw, v in blk.ldrs:
+        v = v.strip()
+        if n in _META_LDRS and v and not ours:
+            meta[_META_LDRS[n]] = v
+        elif n == "LONGDATE" and v:
+            meta["timestamp"] = v.replace("/", "-").replace(" ", "T", 1).split()[0]
+        elif n.startswith("$RAMANID.") and v:
+            key = raw.split(".", 1)[1].strip().lower()
+            if key not in ("source", "format"):
+                meta[key] = decode_value(key, v)
+        elif n in (".LASERWAVELENGTH", "$LASERWAVELENGTH", "$LASER", "$EXCITATIONWAVELENGTH",
+                   ".EXCITATIONWAVELENGTH") and to_float(v.split()[0] if v else "") and \
+                "laser_nm" not in meta:
+            meta["laser_nm"] = to_float(v.split()[0])
     meta["format"] = "jcamp"
     if "data_type" not in meta:
         meta["data_type"] = blk.get("DATATYPE")
@@ -320,10 +316,9 @@ def _block_meta(blk: Block, parents: list[Block]) -> dict[str, Any]:
     return meta
 
 
-def _spectra_of(blk: Block, parents: list[Block], path: PathLike,
-                laser_nm: float | None) -> list[SpectrumBatch]:
+def _spectra_of(blk: Block, path: PathLike, laser_nm: float | None) -> list[SpectrumBatch]:
     out: list[SpectrumBatch] = []
-    meta = _block_meta(blk, parents)
+    meta = _block_meta(blk)
     xfac = blk.num("XFACTOR") or 1.0
     yfac = blk.num("YFACTOR") or 1.0
     xunits = _units(blk.get("XUNITS"))
@@ -431,7 +426,7 @@ def read_jcamp(text: str, path: PathLike, *, laser_nm: float | None = None
     out: list[SpectrumBatch] = []
 
     def walk(blk: Block) -> None:
-        out.extend(_spectra_of(blk, [], path, laser_nm))
+        out.extend(_spectra_of(blk, path, laser_nm))
         for c in blk.children:
             walk(c)
 

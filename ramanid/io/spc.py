@@ -185,19 +185,21 @@ def read_spc(data: bytes, path: PathLike, *, laser_nm: float | None = None
         nsub = 1
     spectra: list[tuple[np.ndarray, np.ndarray, dict[str, Any]]] = []
     i = 0
-    while (nsub is None and off + 32 <= len(data)) or (nsub is not None and i < nsub):
+    width = 2 if flags & TSPREC and exp != -128 else 4
+    while (nsub is None and off + 32 + width * max(npts, 1) <= len(data)) or (
+            nsub is not None and i < nsub):
         _need(data, off + 32, path, f"subfile {i} header")
         sexp = struct.unpack_from("b", data, off + 1)[0]
         z, = struct.unpack_from(f"{end}f", data, off + 4)
         snpts, = struct.unpack_from(f"{end}i", data, off + 16)
-        off += 32
-        if old and i == 0:
-            off = 256
-        n = npts
+        off += 32  # (old format: the first subheader is bytes 224-255 of the main header)
+        n = snpts if flags & TXYXYS else npts
+        if n <= 0:
+            raise InputError(f"subfile {i} has {n} points", source=path,
+                             hint="the SPC file is damaged")
         # per-subfile exponent in new-format multifiles; float Y whenever fexp says so
         e = sexp if multi and exp != -128 else exp
         if flags & TXYXYS:  # own X array after each subheader (also seen without TMULTI)
-            n = snpts
             _need(data, off + 4 * n, path, f"subfile {i} X array")
             x = np.frombuffer(data, f"{end}f4", n, off).astype(np.float64)
             off += 4 * n
@@ -205,15 +207,10 @@ def read_spc(data: bytes, path: PathLike, *, laser_nm: float | None = None
             x = xarr
         else:
             x = np.linspace(first, last, n) if n > 1 else np.asarray([first], dtype=np.float64)
-        if n <= 0:
-            raise InputError(f"subfile {i} has {n} points", source=path,
-                             hint="the SPC file is damaged")
         y, off = _y_values(data, off, n, e, flags, old, end, path)
         m = {**meta, "subfile": i, "z": float(z)}
         spectra.append((x, y, m))
         i += 1
-        if old and nsub is None and not multi:
-            break
     out: list[SpectrumBatch] = []
     for x, y, m in spectra:
         b = make_batch(x, y, [m], path, x_units=x_units, laser_nm=laser_nm)

@@ -1,0 +1,199 @@
+"""The description of a batch job: its configuration, its tasks and its counts.
+
+Shared by the parent (planning, assembly) and the workers (:mod:`ramanid.batch_task`); see
+:mod:`ramanid.batch` for how a job runs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ramanid import batch_io
+
+DEFAULT_CHUNK_SIZE = 2048
+#: A chunk of at least this many scans on which the engine fails for every scan stops the job.
+SYSTEMIC_FAILURE = 4
+JOB_FILE = "job.json"
+#: Order of change kinds in the ``--since-library`` report.
+CHANGE_ORDER = ("new_hazard", "hazard_changed", "hazard_cleared", "verdict_changed",
+                "identity_changed")
+_HAZARD_RANK = {"none": 0, "low": 1, "high": 2, "extreme": 3}
+
+
+# -- job description -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class JobConfig:
+    """Everything a worker needs to run a task (picklable, sent to every worker).
+
+    Attributes
+    ----------
+    out
+        Final result file.
+    fmt
+        Result format: ``parquet``, ``csv`` or ``jsonl``.
+    library
+        Library file (None: the default library).
+    old_library
+        Library to compare against (``--since-library``), or None.
+    chunk_size
+        Scans per archive task / files per directory task.
+    inputs
+        Absolute input paths, in the order given.
+    engine
+        ``"module:function"`` of the chunk processor factory (see :func:`engine_processor`).
+    """
+
+    out: str
+    fmt: str
+    library: str | None
+    old_library: str | None
+    chunk_size: int
+    inputs: tuple[str, ...]
+    engine: str = "ramanid.batch_task:engine_processor"
+
+    @property
+    def parts_dir(self) -> Path:
+        """Checkpoint directory beside the output."""
+        return Path(self.out + ".parts")
+
+    @property
+    def summary_path(self) -> Path:
+        """Summary file written next to the output when the job completes."""
+        return Path(self.out + ".summary.json")
+
+    @property
+    def changes_path(self) -> Path | None:
+        """Change report path (``--since-library`` only): ``<stem>.changes.<ext>``."""
+        if not self.old_library:
+            return None
+        p = Path(self.out)
+        return p.with_name(f"{p.stem}.changes{p.suffix or '.' + self.fmt}")
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What must match for ``--resume`` to continue a job."""
+        return {"inputs": list(self.inputs), "chunk_size": self.chunk_size, "fmt": self.fmt,
+                "library": self.library, "old_library": self.old_library,
+                "engine": self.engine}
+
+
+@dataclass(frozen=True)
+class Task:
+    """One unit of work: a range of archive scans or a list of files."""
+
+    index: int
+    kind: str                       # "archive" or "files"
+    path: str = ""
+    start: int = 0
+    stop: int = 0
+    files: tuple[str, ...] = ()
+
+    @property
+    def size(self) -> int:
+        """Number of scans (archive) or files (directory) in the task."""
+        return self.stop - self.start if self.kind == "archive" else len(self.files)
+
+
+@dataclass
+class Summary:
+    """Counts of a job (or of one task)."""
+
+    scans: int = 0
+    errors: int = 0
+    verdicts: Counter = field(default_factory=Counter)
+    hazard_levels: Counter = field(default_factory=Counter)
+    hazard_substances: Counter = field(default_factory=Counter)
+    changes: Counter = field(default_factory=Counter)
+    error_examples: list[str] = field(default_factory=list)
+
+    def add(self, other: Summary) -> None:
+        """Add another summary's counts to this one."""
+        self.scans += other.scans
+        self.errors += other.errors
+        self.verdicts.update(other.verdicts)
+        self.hazard_levels.update(other.hazard_levels)
+        self.hazard_substances.update(other.hazard_substances)
+        self.changes.update(other.changes)
+        room = 10 - len(self.error_examples)
+        if room > 0:
+            self.error_examples.extend(other.error_examples[:room])
+
+    @property
+    def hazards(self) -> int:
+        """Number of scans with a hazard level other than none."""
+        return sum(n for level, n in self.hazard_levels.items() if level != "none")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        d = asdict(self)
+        for k in ("verdicts", "hazard_levels", "hazard_substances", "changes"):
+            d[k] = dict(sorted(getattr(self, k).items(), key=lambda kv: (-kv[1], kv[0])))
+        d["hazards"] = self.hazards
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Summary:
+        """Inverse of :meth:`to_dict`."""
+        return cls(scans=int(d.get("scans", 0)), errors=int(d.get("errors", 0)),
+                   verdicts=Counter(d.get("verdicts", {})),
+                   hazard_levels=Counter(d.get("hazard_levels", {})),
+                   hazard_substances=Counter(d.get("hazard_substances", {})),
+                   changes=Counter(d.get("changes", {})),
+                   error_examples=list(d.get("error_examples", [])))
+
+    @classmethod
+    def of_table(cls, table: batch_io.Table, changes: batch_io.Table | None = None) -> Summary:
+        """Counts of one result table."""
+        s = cls(scans=batch_io.table_len(table))
+        status = table["status"]
+        err = status == "error"
+        s.errors = int(err.sum())
+        s.error_examples = [f"{src}: {msg}" for src, msg in
+                            zip(table["source"][err][:10], table["error"][err][:10], strict=True)]
+        s.verdicts = Counter(v for v in table["verdict"].tolist() if v is not None)
+        s.hazard_levels = Counter(v for v in table["hazard_level"].tolist() if v is not None)
+        for text in table["hazard_substances"][_hazard_mask(table["hazard_level"])].tolist():
+            for name in json.loads(text) if text else []:
+                s.hazard_substances[_substance_name(name)] += 1
+        if changes is not None:
+            s.changes = Counter(changes["change"].tolist())
+        return s
+
+    def render(self) -> str:
+        """Human-readable end-of-job summary."""
+        lines = [f"scans: {self.scans}    failures (unreadable / engine error): {self.errors}"]
+        if self.verdicts:
+            lines.append("verdicts: " + ", ".join(f"{k} {v}" for k, v in
+                                                  sorted(self.verdicts.items())))
+        if self.hazards:
+            levels = ", ".join(f"{k} {v}" for k, v in sorted(
+                self.hazard_levels.items(), key=lambda kv: -_HAZARD_RANK.get(kv[0], 0))
+                if k != "none")
+            lines.append(f"HAZARD ALARMS: {self.hazards} scans ({levels})")
+            top = ", ".join(f"{k} {v}" for k, v in self.hazard_substances.most_common(10))
+            if top:
+                lines.append(f"  substances: {top}")
+        else:
+            lines.append("hazard alarms: 0")
+        if self.changes:
+            lines.append("changes since old library: " + ", ".join(
+                f"{k} {self.changes[k]}" for k in CHANGE_ORDER if self.changes.get(k)))
+        for ex in self.error_examples[:5]:
+            lines.append(f"  failed: {ex}")
+        return "\n".join(lines)
+
+
+def _hazard_mask(levels: np.ndarray) -> np.ndarray:
+    return np.array([lv not in (None, "none") for lv in levels.tolist()], dtype=bool)
+
+
+def _substance_name(item: Any) -> str:
+    if isinstance(item, dict):
+        return str(item.get("name") or item.get("id") or item)
+    return str(item)
+

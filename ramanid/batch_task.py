@@ -1,0 +1,361 @@
+"""Running one task of a batch job in a worker: read, identify, compare, checkpoint.
+
+Everything here runs wherever the task runs (the calling process, a local process or thread
+pool, a Dask worker); :func:`run_task` is the one entry point.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ramanid import batch_io
+from ramanid.atomic import atomic_write_text
+from ramanid.batch_job import SYSTEMIC_FAILURE, JobConfig, Summary, Task
+from ramanid.errors import InputError
+from ramanid.spectrum import SpectrumBatch
+
+# -- the engine side -----------------------------------------------------------------------------
+Processor = Callable[[SpectrumBatch], batch_io.Table]
+_PROCESSORS: dict[tuple[str, str | None], Processor] = {}
+
+
+def _import(spec: str) -> Callable[..., Any]:
+    import importlib
+
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def get_processor(config: JobConfig, library: str | None) -> Processor:
+    """The chunk processor for ``library``, built once per worker process and cached."""
+    key = (config.engine, library)
+    proc = _PROCESSORS.get(key)
+    if proc is None:
+        proc = _import(config.engine)(library)
+        _PROCESSORS[key] = proc
+    return proc
+
+
+def engine_processor(library: str | None) -> Processor:
+    """Chunk processor on the real engine: ``Identifier(load_library(library)).run``.
+
+    Returns a function mapping a batch to its verdict columns (see
+    :func:`ramanid.batch_engine.result_columns`).
+    """
+    from ramanid.batch_engine import make_engine_processor
+
+    return make_engine_processor(library)
+
+
+# -- running one task ----------------------------------------------------------------------------
+def part_paths(config: JobConfig, index: int) -> tuple[Path, Path, Path]:
+    d = config.parts_dir
+    return (d / f"part-{index:08d}.{config.fmt}", d / f"part-{index:08d}.summary.json",
+            d / f"changes-{index:08d}.jsonl")
+
+
+def _error_table(sources: Sequence[str], ids: Sequence[str], message: str,
+                 meta: Sequence[dict[str, Any]] | None = None) -> batch_io.Table:
+    n = len(sources)
+    cols: dict[str, Any] = {"scan_id": list(ids), "source": list(sources),
+                            "status": ["error"] * n, "error": [message] * n}
+    if meta is not None:
+        cols.update(_meta_columns(meta))
+    return batch_io.make_table(n, **cols)
+
+
+_META_SKIP = {*batch_io.META_COLUMNS, "source", "scan_id"}
+
+
+def _meta_columns(meta: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Metadata columns (and ``meta_extra`` JSON for non-standard keys) from per-row dicts."""
+    cols: dict[str, Any] = {k: [m.get(k) for m in meta] for k in batch_io.META_COLUMNS}
+    extra = []
+    for m in meta:
+        e = {k: v for k, v in m.items() if k not in _META_SKIP and v is not None}
+        extra.append(e or None)
+    cols["meta_extra"] = extra
+    return cols
+
+
+def _array_meta_columns(arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The same from column arrays (archive blocks): per-row work only for extra keys."""
+    cols: dict[str, Any] = {}
+    for k, col in arrays.items():
+        if k in batch_io.COLUMN_KIND and k in batch_io.META_COLUMNS:
+            kind = batch_io.COLUMN_KIND[k]
+            numeric = col.dtype.kind in "fiu"
+            cols[k] = col if numeric == (kind == "float") else [
+                None if v is None or (isinstance(v, float) and v != v) else v
+                for v in col.tolist()]
+    extra_keys = [k for k in arrays if k not in _META_SKIP]
+    if extra_keys:
+        lists = [arrays[k].tolist() for k in extra_keys]
+        extra = []
+        for values in zip(*lists, strict=True):
+            e = {k: v for k, v in zip(extra_keys, values, strict=True)
+                 if v is not None and not (isinstance(v, float) and v != v)}
+            extra.append(e or None)
+        cols["meta_extra"] = extra
+    return cols
+
+
+def _path_id(path: str) -> str:
+    return hashlib.blake2b(("unreadable:" + path).encode(), digest_size=16).hexdigest()
+
+
+def _identify(batch: SpectrumBatch, ids: np.ndarray, config: JobConfig,
+              library: str | None, meta_cols: dict[str, Any] | None = None) -> batch_io.Table:
+    """Result rows for a batch; an engine failure is isolated to the scans that cause it.
+
+    ``meta_cols`` are the batch's metadata columns when already at hand (archive blocks).
+
+    Raises
+    ------
+    InputError
+        The engine failed on every scan of a chunk of at least :data:`SYSTEMIC_FAILURE` scans:
+        that is a broken engine or library, not bad scans, so the job stops (finished chunks
+        stay checkpointed for ``--resume``).
+    """
+    table, failed = _identify_isolating(batch, ids, config, library)
+    if failed == len(batch) >= SYSTEMIC_FAILURE:
+        raise InputError(f"the engine failed on every scan of a chunk: {table['error'][0]}",
+                         source=batch.meta[0].get("source"),
+                         hint="finished chunks are kept; fix the cause and run with --resume")
+    if meta_cols is None:
+        meta_cols = _meta_columns(batch.meta)
+    table.update({k: batch_io.as_column(v, batch_io.COLUMN_KIND[k])
+                  for k, v in meta_cols.items()})
+    return table
+
+
+def _identify_isolating(batch: SpectrumBatch, ids: np.ndarray, config: JobConfig,
+                        library: str | None) -> tuple[batch_io.Table, int]:
+    """Verdict rows and the number of scans the engine failed on (halving on failure)."""
+    proc = get_processor(config, library)
+    try:
+        verdicts = proc(batch)
+    except Exception as exc:  # the engine failed on this chunk: isolate the culprit(s)
+        if len(batch) == 1:
+            return _error_table(batch.sources(), ids, f"engine error: {exc}"), 1
+        half = len(batch) // 2
+        a, fa = _identify_isolating(batch[:half], ids[:half], config, library)
+        b, fb = _identify_isolating(batch[half:], ids[half:], config, library)
+        return batch_io.concat_tables([a, b]), fa + fb
+    verdicts["scan_id"] = ids
+    verdicts["source"] = np.array(batch.sources(), dtype=object)
+    verdicts["status"] = np.full(len(batch), "ok", dtype=object)
+    return batch_io.make_table(len(batch), **verdicts), 0
+
+
+def _read_task(task: Task) -> tuple[list[SpectrumBatch], list[tuple[int, batch_io.Table]],
+                                   dict[str, Any] | None]:
+    """The task's readable scans, and error rows for each file that could not be read.
+
+    Each error table comes with its position: the number of batches read before that file.
+    For an archive task, the third item holds the metadata columns of its one batch.
+    """
+    if task.kind == "archive":
+        from ramanid.io.archive import ArchiveReader
+
+        try:
+            with ArchiveReader(task.path) as reader:
+                block = reader.read_block(task.start, task.stop)
+        except InputError as exc:   # a damaged part of the archive: record it, go on
+            sources = [f"{task.path}#{i}" for i in range(task.start, task.stop)]
+            return [], [(0, _error_table(sources, [_path_id(s) for s in sources],
+                                         exc.message))], None
+        return [block.to_batch(task.path)], [], _array_meta_columns(block.meta_arrays())
+    from ramanid.io import read_batches
+
+    batches: list[SpectrumBatch] = []
+    errors: list[tuple[int, batch_io.Table]] = []
+    for f in task.files:
+        try:
+            batches.extend(read_batches(f))
+        except InputError as exc:
+            reason = exc.message + (f"; {exc.hint}" if exc.hint else "")
+            errors.append((len(batches), _error_table([f], [_path_id(f)], reason)))
+        except Exception as exc:  # a reader bug must not stop an archive-wide job
+            errors.append((len(batches), _error_table(
+                [f], [_path_id(f)], f"cannot read ({type(exc).__name__}: {exc})")))
+    return batches, errors, None
+
+
+def process_task(task: Task, config: JobConfig) -> tuple[batch_io.Table, batch_io.Table | None]:
+    """Read and identify one task's scans: its result table (in input order) and changes."""
+    from ramanid.io.archive import scan_ids
+
+    batches, errors, block_meta = _read_task(task)
+    # Identify scans sharing an axis together (one engine call per axis), then restore order.
+    groups: dict[bytes, list[int]] = {}
+    for i, b in enumerate(batches):
+        groups.setdefault(b.axis.tobytes(), []).append(i)
+    tables: list[tuple[list[int], batch_io.Table]] = []
+    old_tables: list[batch_io.Table] = []
+    for members in groups.values():
+        batch = batches[members[0]] if len(members) == 1 else SpectrumBatch.concat(
+            [batches[i] for i in members])
+        ids = scan_ids(batch)
+        tables.append((members, _identify(batch, ids, config, config.library, block_meta)))
+        if config.old_library:
+            old_tables.append(_identify(batch, ids, config, config.old_library, block_meta))
+    # row order: batches in read order, each error row after the batches read before it
+    sizes = [len(b) for b in batches]
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+    keys: list[np.ndarray] = []
+    parts: list[batch_io.Table] = []
+    old_parts: list[batch_io.Table] = []
+    for k, (members, table) in enumerate(tables):
+        key = np.concatenate([np.arange(offsets[i], offsets[i + 1]) * 2 + 1 for i in members])
+        keys.append(key.astype(float))
+        parts.append(table)
+        if config.old_library:
+            old_parts.append(old_tables[k])
+    for pos, err in errors:
+        keys.append(np.full(batch_io.table_len(err), offsets[pos] * 2, dtype=float))
+        parts.append(err)
+        if config.old_library:
+            old_parts.append(err)
+    if not parts:
+        return batch_io.make_table(0), (batch_io.make_table(0, batch_io.CHANGE_COLUMNS)
+                                        if config.old_library else None)
+    order = np.argsort(np.concatenate(keys), kind="stable")
+    table = batch_io.take(batch_io.concat_tables(parts), order)
+    changes = None
+    if config.old_library:
+        old = batch_io.take(batch_io.concat_tables(old_parts), order)
+        changes = compare_tables(old, table)
+    return table, changes
+
+
+def compare_tables(old: batch_io.Table, new: batch_io.Table) -> batch_io.Table:
+    """Rows whose verdict changed between two libraries, with the kind of change.
+
+    Kinds (in report order): ``new_hazard`` (no alarm before, alarm now), ``hazard_changed``
+    (level or substances differ), ``hazard_cleared``, ``verdict_changed``, ``identity_changed``
+    (same verdict, different best substance). Score-only changes are not reported.
+    """
+    n = batch_io.table_len(new)
+    kinds = np.full(n, None, dtype=object)
+    ol, nl = old["hazard_level"].tolist(), new["hazard_level"].tolist()
+    osub, nsub = old["hazard_substances"].tolist(), new["hazard_substances"].tolist()
+    ov, nv = old["verdict"].tolist(), new["verdict"].tolist()
+    ot, nt = old["top_id"].tolist(), new["top_id"].tolist()
+    for i in range(n):
+        o_alarm = ol[i] not in (None, "none")
+        n_alarm = nl[i] not in (None, "none")
+        if n_alarm and not o_alarm:
+            kinds[i] = "new_hazard"
+        elif n_alarm and (ol[i] != nl[i] or osub[i] != nsub[i]):
+            kinds[i] = "hazard_changed"
+        elif o_alarm and not n_alarm:
+            kinds[i] = "hazard_cleared"
+        elif ov[i] != nv[i]:
+            kinds[i] = "verdict_changed"
+        elif nv[i] in ("match", "mixture") and ot[i] != nt[i]:
+            kinds[i] = "identity_changed"
+    rows = np.flatnonzero(kinds != None)  # noqa: E711 - elementwise on an object array
+    return batch_io.make_table(
+        len(rows), batch_io.CHANGE_COLUMNS,
+        change=kinds[rows], scan_id=new["scan_id"][rows], source=new["source"][rows],
+        old_verdict=old["verdict"][rows], new_verdict=new["verdict"][rows],
+        old_top_name=old["top_name"][rows], new_top_name=new["top_name"][rows],
+        old_top_score=old["top_score"][rows], new_top_score=new["top_score"][rows],
+        old_hazard_level=old["hazard_level"][rows], new_hazard_level=new["hazard_level"][rows],
+        new_hazard_substances=new["hazard_substances"][rows],
+        new_hazard_message=new["hazard_message"][rows],
+        old_library_version=old["library_version"][rows],
+        new_library_version=new["library_version"][rows])
+
+
+_BLAS: list[Any] = []
+_BLAS_LOCK = threading.Lock()
+_BLAS_USERS = [0, 1]   # tasks running in this process, thread count to restore
+
+
+def _openblas_threads() -> tuple[Callable[[int], Any], Callable[[], int]] | None:
+    """(set, get) of the loaded OpenBLAS's thread count, or None when not found (cached)."""
+    if not _BLAS:
+        _BLAS.append(_find_openblas())
+    return _BLAS[0]
+
+
+def _find_openblas() -> tuple[Callable[[int], Any], Callable[[], int]] | None:
+    import ctypes
+
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as fh:
+            libs = sorted({ln.split()[-1] for ln in fh
+                           if "openblas" in ln.lower() and ".so" in ln.split()[-1]})
+    except OSError:
+        return None
+    for lib in libs:
+        try:
+            cdll = ctypes.CDLL(lib)
+        except OSError:
+            continue
+        for suffix in ("64_", "_64_", ""):
+            for prefix in ("scipy_openblas", "openblas"):
+                setter = getattr(cdll, f"{prefix}_set_num_threads{suffix}", None)
+                getter = getattr(cdll, f"{prefix}_get_num_threads{suffix}", None)
+                if setter is not None and getter is not None:
+                    setter.argtypes = [ctypes.c_int]
+                    return setter, getter
+    return None
+
+
+@contextlib.contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """Run the block with one OpenBLAS thread (restored afterwards).
+
+    Every task runs this way whatever executes it (the calling process, a process or thread
+    pool, Dask): parallelism comes from the workers, and floating-point results are then
+    bit-identical however the job runs (multi-threaded BLAS may sum in another order).
+    """
+    funcs = _openblas_threads()
+    if funcs is None:
+        yield
+        return
+    setter, getter = funcs
+    with _BLAS_LOCK:        # concurrent tasks in threads: the first sets, the last restores
+        if _BLAS_USERS[0] == 0:
+            _BLAS_USERS[1] = int(getter())
+            setter(1)
+        _BLAS_USERS[0] += 1
+    try:
+        yield
+    finally:
+        with _BLAS_LOCK:
+            _BLAS_USERS[0] -= 1
+            if _BLAS_USERS[0] == 0:
+                setter(_BLAS_USERS[1])
+
+
+def run_task(task: Task, config: JobConfig) -> dict[str, Any]:
+    """Run one task and checkpoint it; return its summary (as a dict). Idempotent.
+
+    The summary file and the change rows are written (atomically) before the part file, whose
+    appearance marks the task done.
+    """
+    part, summary_file, changes_file = part_paths(config, task.index)
+    if part.exists() and summary_file.exists():
+        return json.loads(summary_file.read_text())
+    with one_blas_thread():
+        table, changes = process_task(task, config)
+    summary = Summary.of_table(table, changes).to_dict()
+    summary["task"] = task.index
+    if changes is not None:
+        batch_io.write_table(changes, changes_file, "jsonl", batch_io.CHANGE_COLUMNS)
+    atomic_write_text(summary_file, json.dumps(summary))
+    batch_io.write_table(table, part, config.fmt)
+    return summary
+
