@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import json
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -53,10 +54,15 @@ def run_pool(tasks: Iterator[Task], config: JobConfig, workers: int,
     else:
         import multiprocessing as mp
 
-        # "fork" where the platform has it: fast start, and no re-import of the caller's
-        # __main__ (so run_batch works from any script or notebook). Each task runs with one
-        # BLAS thread anyway (one_blas_thread); the environment covers spawned workers.
-        method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+        # "fork" where the platform has it, before Python 3.12: fast start, and no re-import of
+        # the caller's __main__ (run_batch works from any script). From 3.12 on, forking a
+        # process that runs threads (BLAS, tqdm) is deprecated: "forkserver" there. Each task
+        # runs with one BLAS thread anyway (one_blas_thread); the environment covers the rest.
+        methods = mp.get_all_start_methods()
+        if "fork" in methods and sys.version_info < (3, 12):
+            method = "fork"
+        else:
+            method = "forkserver" if "forkserver" in methods else "spawn"
         with _env(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1"):
             pool = cf.ProcessPoolExecutor(max_workers=workers,
                                           mp_context=mp.get_context(method))

@@ -160,6 +160,13 @@ class ResultSet:
         return [self.identifier._record(self, i) for i in range(len(self))]
 
 
+def _bands(ref: np.ndarray) -> np.ndarray:
+    """Band mask of reference rows: > 10 % of the tallest band above the median, +-3 points."""
+    ref = ref - np.median(ref[:, ::4], axis=1, keepdims=True)
+    band = ref > 0.1 * ref.max(axis=1, keepdims=True)
+    return maximum_filter1d(band.view(np.uint8), 7, axis=1).view(bool)
+
+
 class _Scores(NamedTuple):
     """Matching output of one chunk: best score/shift per entry and the raw products."""
 
@@ -365,10 +372,10 @@ class Identifier:
         squared, minus the expected share of white noise of sigma ``noise`` (half its
         variance per point), over the same inside and outside (0 = every band is explained).
         """
-        ref = self.matcher.stack[sidx, ids][:, lo:hi]
-        ref = ref - np.median(ref[:, ::4], axis=1, keepdims=True)
-        band = ref > 0.1 * ref.max(axis=1, keepdims=True)
-        band = maximum_filter1d(band.view(np.uint8), 7, axis=1).view(bool)
+        if self.n_entries <= _GRAM_MAX:
+            band = self._band_masks(lo, hi)[sidx, ids]
+        else:
+            band = _bands(self.matcher.stack[sidx, ids][:, lo:hi])
         x = X[:, lo:hi]
         pos = np.maximum(x - np.median(x[:, ::4], axis=1, keepdims=True), 0.0) ** 2
         tot = np.maximum(pos.sum(axis=1, dtype=np.float64), 1e-30)
@@ -377,11 +384,29 @@ class Identifier:
         out = np.maximum(out - 0.5 * n_out * np.asarray(noise, dtype=np.float64) ** 2, 0.0)
         return out / tot
 
+    def _band_masks(self, lo: int, hi: int) -> np.ndarray:
+        """Band masks ``(S, N, hi-lo)`` of every shifted entry over ``[lo, hi)`` (cached)."""
+        cache = self.__dict__.setdefault("_mask_cache", {})
+        if (lo, hi) not in cache:
+            st = self.matcher.stack[:, :, lo:hi]
+            cache.clear()
+            cache[(lo, hi)] = _bands(st.reshape(-1, hi - lo)).reshape(st.shape)
+        return cache[(lo, hi)]
+
     def _score(self, X: np.ndarray, lo: int, hi: int) -> _Scores:
         prod, den = self.matcher.raw(X, lo, hi)
         r = prod if den is None else prod / den
-        arg = r[:, : self.matcher.shifts.size].argmax(axis=1)   # shift of the plain copies
-        return _Scores(r.max(axis=1), arg, prod, den)
+        S = self.matcher.shifts.size
+        # best over the copies by elementwise passes (argmax over a middle axis copies data)
+        best = r[:, 0].copy()
+        arg = np.zeros(best.shape, dtype=np.int16)
+        for c in range(1, S):
+            better = r[:, c] > best
+            np.copyto(best, r[:, c], where=better)
+            arg[better] = c
+        for c in range(S, r.shape[1]):
+            np.maximum(best, r[:, c], out=best)
+        return _Scores(best, arg, prod, den)
 
     def _design(self, ids: np.ndarray, s_star: np.ndarray, sc: _Scores, X: np.ndarray,
                 lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
@@ -653,7 +678,7 @@ class Identifier:
             warnings.append({"code": "calibration", "state": "missing",
                              "message": "no calibration record was applied to this scan"})
         lib = self.library
-        return {
+        record = {
             "source": meta.get("source"),
             "scan_id": meta.get("scan_id"),
             "verdict": VERDICTS[v],
@@ -675,9 +700,11 @@ class Identifier:
             "laser_nm": meta.get("laser_nm"),
             "integration_ms": meta.get("integration_ms"),
             "timestamp": meta.get("timestamp"),
-            "calibration": cal,
             "scan": {k: _jsonable(v2) for k, v2 in meta.items()},
         }
+        if cal is not None:  # absent when unknown, so callers can fill in a calibration status
+            record["calibration"] = cal
+        return record
 
 
 _CACHE: dict[int, Identifier] = {}

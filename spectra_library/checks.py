@@ -83,7 +83,8 @@ def validate_entries(library: Any, entry_ids: list[str] | None = None, *, top: i
         Keys ``id``, ``name``, ``status``, ``provenance_kind``, ``snr``, ``saturation``,
         ``fluorescence``, ``coverage``, ``calibration``, ``duplicates``, ``nearest`` (list of
         ``{"id", "name", "substance", "score"}``), ``confusable`` (the nearest ones within the
-        margin), ``flags`` (list of plain-language problems) and ``ok``.
+        margin), ``flags`` (list of plain-language findings), ``problems`` (the flags that fail
+        the entry; the calibration state is only a note) and ``ok`` (no problems).
     """
     from ramanid.library import recipe_from_dict
     from ramanid.spectrum import SpectrumBatch
@@ -121,8 +122,10 @@ def validate_entries(library: Any, entry_ids: list[str] | None = None, *, top: i
         if q.get("coverage", 1.0) < lim["min_coverage"]:
             flags.append(f"covers only {q['coverage']:.0%} of the library axis")
         calib = _calibration_state(e)
+        notes = []  # reported, never a reason to refuse approval
         if e.provenance_kind == "measured" and calib["state"] != "ok":
-            flags.append(f"calibration state: {calib['state']} ({calib['detail']})")
+            notes.append(f"calibration state: {calib['state']} ({calib['detail']})")
+            flags.append(notes[-1])
         if e.provenance_kind != "measured":
             flags.append(f"{e.provenance_kind} entry, not a measured spectrum")
         if dups:
@@ -135,25 +138,39 @@ def validate_entries(library: Any, entry_ids: list[str] | None = None, *, top: i
             "provenance_kind": e.provenance_kind, **{k: round(v, 4) for k, v in q.items()},
             "calibration": calib, "duplicates": dups, "nearest": nearest,
             "confusable": confusable, "confusable_at": round(confusable_at, 4),
-            "flags": flags,
-            "ok": not any(f for f in flags if not f.startswith("calibration state")),
+            "flags": flags, "problems": [f for f in flags if f not in notes],
+            "ok": len(flags) == len(notes),
             # calibration is reported, not failed: external reference spectra (e.g. the
             # ENLIGHTEN set) carry their maker's calibration, not a record of this lab
         })
     return reports
 
 
+def _fmt_snr(snr: float) -> str:
+    """SNR for a 7-character column (noise-free model spectra have astronomically high SNR)."""
+    if not np.isfinite(snr):
+        return "      -"
+    return f"{snr:7.1f}" if snr < 1e5 else "  >1e5 "
+
+
 def format_table(reports: list[dict[str, Any]]) -> str:
-    """Plain-text table of :func:`validate_entries` reports."""
+    """Plain-text table of :func:`validate_entries` reports.
+
+    The result column says ``PASS`` or ``FAIL`` (what ``approve`` goes by); problems that make an
+    entry fail are listed as such, the calibration state is a note that does not block approval.
+    """
     head = (f"{'id':16}  {'name':24} {'SNR':>7} {'sat%':>6} {'cover':>6}  "
-            f"{'nearest other':30}  flags")
+            f"{'nearest other':30}  {'result':6}  problems / notes")
     lines = [head, "-" * len(head)]
     for r in reports:
         near = r["nearest"][0] if r["nearest"] else None
         near_s = f"{near['name'][:22]} {near['score']:.3f}" if near else "-"
-        lines.append(f"{r['id']:16}  {r['name'][:24]:24} {r.get('snr', float('nan')):7.1f} "
+        problems = r["problems"]
+        notes = ["note: " + f for f in r["flags"] if f not in problems]
+        lines.append(f"{r['id']:16}  {r['name'][:24]:24} {_fmt_snr(r.get('snr', float('nan')))} "
                      f"{100 * r.get('saturation', 0):6.2f} {r.get('coverage', float('nan')):6.2f}"
-                     f"  {near_s:30}  {'; '.join(r['flags']) or 'ok'}")
+                     f"  {near_s:30}  {'PASS' if r['ok'] else 'FAIL':6}  "
+                     f"{'; '.join(problems + notes) or '-'}")
     return "\n".join(lines)
 
 

@@ -167,13 +167,14 @@ def test_records_contract_and_honesty_warnings(world):
     axis, y = _scan(raw, [("Caffeine", 0.8), ("Fentanyl", 0.2)], snr=200)
     _axis2, y2 = _scan(raw, [("Lactose", 1.0)], snr=200)
     batch = SpectrumBatch(axis, np.vstack([y, y2]),
-                          [{"source": "a.csv", "device_serial": "WP-1", "laser_nm": 785.0},
+                          [{"source": "a.csv", "device_serial": "WP-1", "laser_nm": 785.0,
+                            "calibration_id": "cal-7"},
                            {"source": "b.csv"}])
     recs = identify(batch, lib, top=3)
     json.dumps(recs)
     keys = {"source", "verdict", "reason", "hazard", "candidates", "components", "qc", "library",
             "recipe", "engine_version", "shift_cm1", "warnings", "device_serial", "laser_nm",
-            "integration_ms", "timestamp", "calibration"}
+            "integration_ms", "timestamp"}
     for r in recs:
         assert keys <= set(r)
         assert r["verdict"] in VERDICTS and r["hazard"]["level"] in HAZARD_LEVELS
@@ -183,6 +184,9 @@ def test_records_contract_and_honesty_warnings(world):
         codes = [w["code"] for w in r["warnings"]]
         assert "no_measured_reference_for_class" in codes   # opioids are modelled only
     assert recs[0]["source"] == "a.csv" and recs[0]["device_serial"] == "WP-1"
+    assert recs[0]["calibration"] == "cal-7" and "calibration" not in recs[1]
+    assert not any(w["code"] == "calibration" for w in recs[0]["warnings"])
+    assert any(w["code"] == "calibration" for w in recs[1]["warnings"])
     assert recs[0]["hazard"]["level"] == "extreme"
     nm = [w for w in recs[0]["warnings"] if w["code"] == "non_measured_reference"]
     assert nm and "Fentanyl" in nm[0]["entries"] and nm[0]["kind"] == "modelled"

@@ -199,7 +199,26 @@ def test_not_a_library_and_missing_file(tmp_path):
         load_library(p)
 
 
+def test_directory_is_not_a_library(tmp_path):
+    with pytest.raises(LibraryError, match="is a directory"):
+        load_library(tmp_path)
+
+
 # -- signatures -------------------------------------------------------------------------------
+@pytest.mark.timeout(60)
+def test_required_signature_needs_a_trusted_key(lib_file, tmp_path, env_home):
+    """A valid signature by a key nobody trusts proves nothing: refused when required."""
+    priv, pub, _ = signing.generate_keypair(tmp_path / "any.pem")
+    lib = load_library(lib_file)
+    lib.sign(priv, by="someone")
+    lib.save(lib_file)
+    with pytest.raises(LibraryError, match="no trusted key is configured"):
+        load_library(lib_file, require_signature=True)
+    assert load_library(lib_file, trusted_keys=[pub],
+                        require_signature=True).signature_status == "valid-trusted"
+    assert load_library(lib_file).signature_status == "valid-untrusted"  # not required: loads
+
+
 @pytest.mark.timeout(60)
 def test_sign_and_verify_with_generated_key(lib_file, tmp_path, env_home):
     priv, pub, kid = signing.generate_keypair(tmp_path / "lab.pem", comment="lab")

@@ -240,3 +240,77 @@ def test_encrypted_key_needs_its_passphrase(lab, tmp_path, monkeypatch):
                  "--passphrase-env", "LAB_PASS"]) == 0
     assert load_library(lab, trusted_keys=[str(key) + ".pub"]).signature_status == \
         "valid-trusted"
+
+
+@pytest.mark.timeout(90)
+def test_exported_modelled_entry_never_reads_back_as_measured(tmp_path, home, capsys):
+    """Exporting a modelled opioid writes a file that every reader flags as not measured."""
+    out = tmp_path / "exp"
+    assert main(["library", "export", "Fentanyl", "--format", "csv", "--out", str(out)]) == 0
+    assert "NOT measured" in capsys.readouterr().out
+    (f,) = out.iterdir()
+    assert "MODELLED" in f.name
+    b = read(f)
+    assert b.meta[0].get("simulated") is True
+    assert "not measured" in b.meta[0]["name"]
+    # and the field output labels it, through the real CLI
+    r = subprocess.run([sys.executable, "-m", "ramanid", "identify", str(f)],
+                       capture_output=True, text=True, timeout=90)
+    assert r.returncode == 3 and "not a measured scan" in r.stdout
+
+
+def test_bad_output_paths_are_one_line_errors(lab, tmp_path, capsys):
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    assert main(["library", "export", "--library", str(lab), "--format", "csv",
+                 "--out", str(a_file)]) == 2
+    assert main(["library", "validate", "--library", str(lab), "--plot",
+                 str(tmp_path / "v.txt")]) == 2
+    assert "unsupported figure format" in capsys.readouterr().err
+    assert main(["library", "info", "--library", str(tmp_path)]) == 1
+    assert "is a directory" in capsys.readouterr().err
+
+
+def test_verify_require_signature_refuses_untrusted_signer(lab, tmp_path, capsys):
+    key = tmp_path / "k.pem"
+    assert main(["library", "keygen", "--out", str(key)]) == 0
+    assert main(["library", "sign", "--library", str(lab), "--key", str(key)]) == 0
+    capsys.readouterr()
+    assert main(["library", "verify", "--library", str(lab)]) == 0
+    assert "no trusted key is configured" in capsys.readouterr().out
+    assert main(["library", "verify", "--library", str(lab), "--require-signature"]) == 1
+    assert main(["library", "verify", "--library", str(lab), "--require-signature",
+                 "--trusted-key", str(key) + ".pub"]) == 0
+
+
+def test_every_library_option_has_help(capsys):
+    """Each sub-command of `ramanid library` documents every option in --help."""
+    import argparse
+
+    from ramanid.cli import build_parser
+
+    parser = build_parser()
+    lib = next(a for a in parser._subparsers._group_actions[0].choices.items()
+               if a[0] == "library")[1]
+    sub = next(a for a in lib._actions if isinstance(a, argparse._SubParsersAction))
+    assert len(sub.choices) >= 13
+    undocumented = [f"{name} {'/'.join(act.option_strings) or act.dest}"
+                    for name, sp in sub.choices.items() for act in sp._actions
+                    if not act.help and not isinstance(act, argparse._HelpAction)]
+    assert undocumented == []
+    assert all(sp.description for sp in sub.choices.values())
+
+
+def test_validate_table_separates_problems_from_notes(lab, capsys):
+    """The table says PASS/FAIL as approve decides; calibration is a note, never the reason."""
+    assert main(["library", "add", str(SRC / "library" / "lactose.csv"), "--library", str(lab),
+                 "--name", "Lactose again", "--class", "cutting agent", "--hazard", "none",
+                 "--source", "x", "--licence", "MIT", "--by", "A"]) == 0
+    capsys.readouterr()
+    assert main(["library", "validate", "--library", str(lab)]) == 1
+    row = next(line for line in capsys.readouterr().out.splitlines() if "Lactose again" in line)
+    assert " FAIL " in row and "duplicate of" in row
+    assert row.index("duplicate of") < row.index("note: calibration state")
+    assert main(["library", "approve", "Lactose again", "--library", str(lab), "--by", "B"]) == 2
+    err = capsys.readouterr().err
+    assert "duplicate of" in err and "calibration" not in err

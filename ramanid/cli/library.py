@@ -556,11 +556,12 @@ def cmd_approve(args: argparse.Namespace) -> int:
 
     lib = _load_for_change(args)
     report = validate_entries(lib, [args.entry])[0]
+    blocking = report["problems"]
     if not report["ok"] and not args.force:
         raise UsageError(f"entry {report['id']} ({report['name']}) fails validation: "
-                         + "; ".join(report["flags"]), source=lib.path,
+                         + "; ".join(blocking), source=lib.path,
                          hint="fix the entry, or pass --force to approve it anyway")
-    forced = "" if report["ok"] else "(forced despite: " + "; ".join(report["flags"]) + ")"
+    forced = "" if report["ok"] else "(forced despite: " + "; ".join(blocking) + ")"
     e = lib.approve(args.entry, by=args.by, note=forced)
     out = _save(lib, args)
     print(f"approved {e.id} {e.name} by {e.approved_by} at {e.approved_at}; wrote {out} "
