@@ -84,8 +84,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+    except OSError as exc:  # file system: permission, no space, is a directory, ...
+        name = exc.filename2 or exc.filename  # os.replace(tmp, target): filename2 is the target
+        where = f"{name}: " if name else ""
+        print(f"ramanid: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_INPUT
     except MemoryError:
         print("ramanid: error: out of memory; process fewer scans at once (see --chunk-size)",
+              file=sys.stderr)
+        return EXIT_INPUT
+    except Exception as exc:  # a bug: still one line for the user, the traceback on request
+        if os.environ.get("RAMANID_DEBUG"):
+            raise
+        print(f"ramanid: internal error: {type(exc).__name__}: {' '.join(str(exc).split())}; "
+              "this is a bug: run again with RAMANID_DEBUG=1 for details and report it",
               file=sys.stderr)
         return EXIT_INPUT
 
