@@ -24,11 +24,13 @@ from typing import Any
 from ramanid.calibration.records import (
     CalibrationRecord,
     calibration_status,
+    check_serial,
     list_records,
     list_serials,
     load_record,
     save_record,
     scan_calibration,
+    usable_record,
 )
 from ramanid.calibration.units import (
     air_wavelength_to_shift,
@@ -67,6 +69,7 @@ __all__ = [
     "air_wavelength_to_shift",
     "apply_calibration",
     "calibration_status",
+    "check_serial",
     "fit_excitation",
     "fit_intensity",
     "fit_shift_correction",
@@ -83,5 +86,6 @@ __all__ = [
     "scan_calibration",
     "shift_to_air_wavelength",
     "shift_to_wavelength",
+    "usable_record",
     "wavelength_to_shift",
 ]

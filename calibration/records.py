@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ramanid.atomic import atomic_write_text
-from ramanid.errors import CalibrationError
+from ramanid.errors import CalibrationError, UsageError
 from ramanid.paths import data_home
 
 FORMAT = "ramanid-calibration/1"
@@ -42,8 +42,24 @@ def calibration_dir() -> Path:
     return data_home() / "calibration"
 
 
+def check_serial(serial: str) -> str:
+    """Return ``serial`` (stripped) if it can name a device folder, else raise ``UsageError``.
+
+    A serial is a folder name under ``calibration/``: path separators, ``..`` and control
+    characters are refused rather than silently rewritten (``../../etc`` must not become
+    ``etc``, another device's folder).
+    """
+    text = str(serial).strip()
+    if (not text or "/" in text or "\\" in text or ".." in text or text.startswith(".")
+            or any(ord(ch) < 32 or ord(ch) == 127 for ch in text)):
+        raise UsageError(f"unusable device serial {text!r}: it must not contain path "
+                         "separators, '..' or control characters", source="--device",
+                         hint="give the serial printed on the instrument (e.g. BWS415-001)")
+    return text
+
+
 def _safe(serial: str) -> str:
-    s = re.sub(r"[^A-Za-z0-9._-]+", "_", str(serial)).strip("._")
+    s = re.sub(r"[^A-Za-z0-9._-]+", "_", check_serial(serial)).strip("._")
     if not s:
         raise CalibrationError(f"unusable device serial {serial!r}",
                                hint="give the serial printed on the instrument")
@@ -160,8 +176,14 @@ _CACHE: dict[Path, tuple[int, list[CalibrationRecord]]] = {}
 
 
 def list_records(serial: str) -> list[CalibrationRecord]:
-    """Every readable record of a device, oldest first (cached until the folder changes)."""
-    folder = calibration_dir() / _safe(serial)
+    """Every readable record of a device, oldest first (cached until the folder changes).
+
+    A serial that cannot name a device folder (see :func:`check_serial`) has no records.
+    """
+    try:
+        folder = calibration_dir() / _safe(serial)
+    except (UsageError, CalibrationError):
+        return []
     try:
         stamp = folder.stat().st_mtime_ns
     except OSError:
@@ -194,9 +216,22 @@ def load_record(serial: str | None) -> CalibrationRecord | None:
     return records[-1] if records else None
 
 
+def usable_record(serial: str | None) -> CalibrationRecord | None:
+    """The device's current record if it may be applied to scans, else ``None``.
+
+    A record that FAILED its checks is not applied (it would move the axis by an amount its own
+    check rejected); an old (stale) one still is, with a warning in the verdict. In both cases
+    :func:`scan_calibration` reports the record's state.
+    """
+    rec = load_record(serial)
+    return rec if rec is not None and rec.passed else None
+
+
 def _status_of(rec: CalibrationRecord, serial: str | None, when: datetime | None,
                out: dict[str, Any]) -> dict[str, Any]:
     age = rec.age_days(when)
+    if age < 0:  # a record made after the scan (an old file identified today): age it now
+        age = rec.age_days(None)
     until = _parse_time(rec.created).timestamp() + rec.valid_days * 86400.0
     out.update(id=rec.id, kind=rec.kind, created=rec.created, age_days=round(age, 2),
                valid_until=datetime.fromtimestamp(until, timezone.utc).isoformat(
@@ -220,7 +255,9 @@ def scan_calibration(meta: dict[str, Any], when: datetime | None = None) -> dict
 
     Uses the record named by ``meta["calibration_id"]`` (the one applied to the scan) and the
     scan's ``timestamp`` for the age when ``when`` is not given. A scan with no calibration
-    applied is ``missing`` (the warning says whether the device has a record that was not used).
+    applied is ``missing`` (the warning says whether the device has a record that was not used),
+    or ``failed`` when the device's current record failed its checks (such a record is never
+    applied: see :func:`usable_record`).
     Same keys as :func:`calibration_status`, plus ``applied`` (bool).
     """
     serial = meta.get("device_serial")
@@ -233,7 +270,11 @@ def scan_calibration(meta: dict[str, Any], when: datetime | None = None) -> dict
     if not cal_id:
         st = calibration_status(serial, when)
         st["applied"] = False
-        if st["id"] is not None:
+        if st["state"] == "failed":  # a failed record is never applied (ramanid scan/identify)
+            st["warning"] = (f"calibration {st['id']} of device {serial} FAILED its checks on "
+                             f"{str(st['created'])[:10]} and was not applied (the Raman-shift "
+                             "axis rests on the factory calibration): re-calibrate")
+        elif st["id"] is not None:
             st.update(state="missing", warning=(
                 f"device {serial} has calibration {st['id']} but it was not applied to this "
                 "scan: the Raman-shift axis rests on the factory calibration"))

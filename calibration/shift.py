@@ -24,6 +24,10 @@ from ramanid.errors import CalibrationError
 
 MIN_PEAKS = 4
 MAX_CORRECTION_CM1 = 20.0
+#: Bands measured below this signal-to-noise ratio are reported but neither fitted nor judged:
+#: a centroid at SNR ~6 is uncertain by several cm-1, and the weak polystyrene C-H bands
+#: (2852/2904/3054 cm-1) are unresolved multiplets at handheld resolution.
+JUDGE_MIN_SNR = 10.0
 
 
 def raman_axis(x: np.ndarray, wavelength_fit, laser_nm: float) -> np.ndarray:
@@ -52,19 +56,26 @@ class BandTable:
         """Mask of matched bands."""
         return np.isfinite(self.measured)
 
+    def judged(self, min_snr: float = JUDGE_MIN_SNR) -> np.ndarray:
+        """Mask of bands matched with SNR >= ``min_snr``: the ones fitted and judged."""
+        with np.errstate(invalid="ignore"):
+            return self.matched & (self.snr >= min_snr)
+
     def passed(self, tolerance_cm1: float) -> np.ndarray:
         """Per band: matched and |error| <= tolerance."""
         with np.errstate(invalid="ignore"):
             return self.matched & (np.abs(self.error) <= tolerance_cm1)
 
-    def rows(self, tolerance_cm1: float) -> list[dict]:
-        """JSON-ready residual table."""
+    def rows(self, tolerance_cm1: float, min_snr: float = JUDGE_MIN_SNR) -> list[dict]:
+        """JSON-ready residual table; ``judged`` is False for bands too weak to judge."""
         ok = self.passed(tolerance_cm1)
+        judged = self.judged(min_snr)
         return [{"reference_cm1": float(r), "measured_cm1": None if not np.isfinite(m) else
                  round(float(m), 3), "error_cm1": None if not np.isfinite(m) else
                  round(float(m - r), 3), "snr": None if not np.isfinite(s) else round(float(s), 1),
-                 "pass": bool(p)}
-                for r, m, s, p in zip(self.reference, self.measured, self.snr, ok, strict=True)]
+                 "judged": bool(j), "pass": bool(p)}
+                for r, m, s, p, j in zip(self.reference, self.measured, self.snr, ok, judged,
+                                         strict=True)]
 
 
 def measure_bands(x: np.ndarray, counts: np.ndarray, shift_of_x, reference: ReferenceBands, *,
@@ -145,28 +156,37 @@ class ShiftCorrection:
 
 def fit_shift_correction(table: BandTable, *, min_peaks: int = MIN_PEAKS,
                          max_correction_cm1: float = MAX_CORRECTION_CM1,
-                         allow_linear: bool = True) -> ShiftCorrection:
+                         allow_linear: bool = True,
+                         min_snr: float = JUDGE_MIN_SNR) -> ShiftCorrection:
     """Offset (or offset + linear) correction that moves measured bands onto the reference.
+
+    Only bands matched with SNR >= ``min_snr`` are used, so that a weak, poorly located band
+    cannot pull the correction. The offset is the median of their errors (robust to one
+    mislocated band); the linear form is a least-squares line weighted by SNR.
 
     Raises
     ------
     CalibrationError
-        Fewer than ``min_peaks`` matched bands, or a correction larger than
+        Fewer than ``min_peaks`` bands matched with enough SNR, or a correction larger than
         ``max_correction_cm1`` anywhere in the matched range.
     """
-    ok = table.matched
+    ok = table.judged(min_snr)
     n = int(ok.sum())
     if n < min_peaks:
+        weak = int(table.matched.sum()) - n
+        more = f" ({weak} more too weak, SNR < {min_snr:g})" if weak else ""
         raise CalibrationError(
-            f"only {n} {table.compound} bands matched (need {min_peaks})",
-            hint="measure the standard with more signal, or check the laser and standard")
+            f"only {n} {table.compound} bands matched with SNR >= {min_snr:g}{more}; "
+            f"need {min_peaks}",
+            hint="measure the standard longer or with more laser power, or check the laser "
+                 "and standard")
     ref, meas = table.reference[ok], table.measured[ok]
     err = ref - meas
     linear = allow_linear and n >= 6 and (meas.max() - meas.min()) >= 1000.0
     if linear:
-        c1, c0 = np.polyfit(meas, err, 1)
+        c1, c0 = np.polyfit(meas, err, 1, w=np.sqrt(table.snr[ok]))
     else:
-        c0, c1 = float(np.mean(err)), 0.0
+        c0, c1 = float(np.median(err)), 0.0
     corr = c0 + c1 * meas
     if np.max(np.abs(corr)) > max_correction_cm1:
         raise CalibrationError(

@@ -23,7 +23,7 @@ from ramanid.calibration.records import (
     save_record,
 )
 from ramanid.calibration.reference import ReferenceBands, load_astm_e1840
-from ramanid.calibration.shift import fit_shift_correction, measure_bands
+from ramanid.calibration.shift import MIN_PEAKS, fit_shift_correction, measure_bands
 from ramanid.calibration.wavelength import fit_wavelength
 
 from ramanid.errors import CalibrationError
@@ -153,7 +153,7 @@ def calibrate_shift(serial: str, path: str | Path, *, compound: str = "polystyre
     for row, a in zip(rows, after, strict=True):
         row["error_after_cm1"] = None if not np.isfinite(a) else round(float(a), 3)
         row["pass"] = bool(np.isfinite(a) and abs(a) <= tolerance_cm1)
-    matched = [r for r in rows if r["error_after_cm1"] is not None]
+    matched = [r for r in rows if r["judged"]]  # weak bands are reported, not judged
     rec = _new(serial, "shift", f"{table.compound} (ASTM E1840)", [path], valid_days,
                shift_correction=corr.to_dict(),
                residuals={"rms_before_cm1": corr.rms_before, "rms_after_cm1": corr.rms_after,
@@ -198,16 +198,21 @@ def check_standard(serial: str, path: str | Path, *, compound: str = "polystyren
     -------
     dict
         ``serial``, ``record_id``, ``compound``, ``tolerance_cm1``, ``bands`` (rows with
-        ``reference_cm1``, ``measured_cm1``, ``error_cm1``, ``snr``, ``pass``), ``n_matched``,
-        ``n_pass``, ``passed`` (every band inside the measured range found and within tolerance).
+        ``reference_cm1``, ``measured_cm1``, ``error_cm1``, ``snr``, ``judged``, ``pass``,
+        ``in_range``), ``n_matched``, ``n_judged``, ``n_pass``, ``passed``: at least
+        ``MIN_PEAKS`` bands inside the measured range found with SNR >= ``JUDGE_MIN_SNR``
+        and every such band within tolerance. Weaker or missing bands are reported but not
+        judged (their centroid is too uncertain to fail a unit on).
     """
     rec, _, table = _bands(serial, path, compound, astm, laser_nm, search_cm1, bands)
     rows = table.rows(tolerance_cm1)
     lo, hi = table.extra["range_cm1"]
-    in_range = [r for r in rows if lo + search_cm1 <= r["reference_cm1"] <= hi - search_cm1]
     for r in rows:
-        r["in_range"] = r in in_range
+        r["in_range"] = lo + search_cm1 <= r["reference_cm1"] <= hi - search_cm1
+    judged = [r for r in rows if r["in_range"] and r["judged"]]
     return {"serial": serial, "record_id": rec.id if rec else None, "source": str(path),
             "compound": table.compound, "tolerance_cm1": tolerance_cm1, "bands": rows,
-            "n_matched": int(table.matched.sum()), "n_pass": int(sum(r["pass"] for r in rows)),
-            "passed": bool(in_range) and all(r["pass"] for r in in_range)}
+            "n_matched": int(table.matched.sum()), "n_judged": len(judged),
+            "n_pass": sum(r["pass"] for r in judged),
+            "passed": len(judged) >= min(MIN_PEAKS, len(table.reference))
+            and all(r["pass"] for r in judged)}

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 from ramanid.calibration.units import pixel_to_wavelength, wavelength_to_shift
-from ramanid.drivers.errors import DeviceError, DeviceUnsupported
+from ramanid.drivers.errors import DeviceError, DeviceUnsupported, PortUnavailable
 from ramanid.drivers.transport import Transport, wire_time
 
 from ramanid.errors import UsageError
@@ -276,6 +276,14 @@ def _sim_protocol(url: str) -> str | None:
 
 def probe(url: str, timeout_s: float = 0.4) -> str | None:
     """Return which protocol answers on ``url`` (``"wasatch"``, ``"obp"``) or ``None``."""
+    try:
+        return _probe(url, timeout_s)
+    except PortUnavailable:
+        return None
+
+
+def _probe(url: str, timeout_s: float) -> str | None:
+    """:func:`probe`, but a port that cannot be opened at all raises ``PortUnavailable``."""
     from ramanid.drivers.obp_device import ObpDevice
     from ramanid.drivers.wasatch_device import WasatchDevice
 
@@ -283,6 +291,8 @@ def probe(url: str, timeout_s: float = 0.4) -> str | None:
         try:
             if cls.probe(url, timeout_s):
                 return cls.protocol
+        except PortUnavailable:
+            raise  # no point trying the next protocol: report the real cause
         except DeviceError:
             continue
     return None
@@ -309,10 +319,11 @@ def open_device(url: str, protocol: str | None = None, **options: Any) -> Device
     """
     proto = protocol or _sim_protocol(url)
     if proto is None:
-        proto = probe(url)
+        proto = _probe(url, 0.4)  # a port that cannot be opened raises its real cause
         if proto is None:
             raise DeviceError("no known protocol answered", source=url,
-                              hint="check power and cable, or pass protocol='obp'/'wasatch'")
+                              hint="check power and cable, or name the protocol with "
+                                   "--protocol obp|wasatch")
     proto = proto.lower()
     if proto not in PROTOCOLS:
         raise UsageError(f"unknown protocol {proto!r}", hint="use obp or wasatch")

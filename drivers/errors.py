@@ -45,6 +45,10 @@ WASATCH_STATUS: dict[int, str] = {
 }
 
 
+class PortUnavailable(DeviceError):
+    """The port could not be opened at all (no such device, connection refused, busy, ...)."""
+
+
 class DeviceTimeout(DeviceError):
     """No (complete) reply arrived before the deadline."""
 

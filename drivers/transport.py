@@ -8,9 +8,18 @@ never waits past its deadline, so nothing blocks forever.
 
 from __future__ import annotations
 
+import errno
+import re
 import time
 
-from ramanid.drivers.errors import DeviceDisconnected, DeviceError, DeviceTimeout
+from ramanid.drivers.errors import (
+    DeviceDisconnected,
+    DeviceError,
+    DeviceTimeout,
+    PortUnavailable,
+)
+
+from ramanid.errors import RamanidError
 
 SIM_HANDLER_PACKAGE = "ramanid.drivers.simulator"
 
@@ -26,6 +35,30 @@ def register_sim_scheme() -> None:
 def wire_time(n_bytes: int, baudrate: int, bits_per_byte: int = 10) -> float:
     """Seconds that ``n_bytes`` take on an asynchronous line (8N1 = 10 bits per byte)."""
     return n_bytes * bits_per_byte / float(baudrate)
+
+
+def port_error(url: str, exc: BaseException) -> DeviceError:
+    """One clear error for a port that cannot be opened: the real cause and one hint.
+
+    A ``sim://`` URL the simulator refused carries the simulator's own error (e.g. an unknown
+    sample) as the exception's cause; it is passed on with the URL without its options.
+    """
+    cause = exc.__cause__
+    if isinstance(cause, RamanidError):
+        return type(cause)(cause.message, source=url.split("?", 1)[0], hint=cause.hint)
+    text = " ".join(str(exc).split())
+    # pyserial nests the OS error: "could not open port X: [Errno 2] No such file ...: 'X'"
+    found = re.findall(r"\[Errno (\d+)\] ([^:\]\[]+)", text)
+    reason = found[-1][1].strip() if found else (text or type(exc).__name__)
+    if url.startswith(("socket://", "rfc2217://")):
+        hint = "check the host and port, and that the device (or ramanid simulate) is serving"
+    elif found and int(found[-1][0]) in (errno.EACCES, errno.EPERM):
+        hint = "you need read/write access to the port (e.g. the dialout group)"
+    elif found and int(found[-1][0]) == errno.EBUSY:
+        hint = "another program is using the port; close it"
+    else:
+        hint = "check the port name (`ramanid devices` lists the ports)"
+    return PortUnavailable(f"cannot open the port: {reason}", source=url, hint=hint)
 
 
 class Transport:
@@ -48,9 +81,7 @@ class Transport:
             self._ser = serial.serial_for_url(url, baudrate=baudrate, timeout=0,
                                               write_timeout=1.0, do_not_open=False)
         except (serial.SerialException, OSError, ValueError) as exc:
-            raise DeviceError(f"cannot open port: {exc}", source=url,
-                              hint="check the path/URL and that no other program uses it "
-                                   "(ramanid devices lists ports)") from exc
+            raise port_error(url, exc) from exc
         self._serial_exc = serial.SerialException
 
     # -- settings ---------------------------------------------------------------------------

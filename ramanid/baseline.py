@@ -20,7 +20,6 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-from scipy.ndimage import maximum_filter1d, minimum_filter1d
 
 __all__ = ["METHODS", "arpls", "asls", "estimate", "modpoly", "whittaker_solve"]
 
@@ -251,6 +250,8 @@ def mor(y: np.ndarray, half_window: int = 25) -> np.ndarray:
     numpy.ndarray
         Baselines, same shape and dtype as ``y``.
     """
+    from scipy.ndimage import maximum_filter1d, minimum_filter1d  # lazy: 0.2 s import
+
     y = np.asarray(y)
     if not np.issubdtype(y.dtype, np.floating):
         y = y.astype(np.float64)

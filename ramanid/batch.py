@@ -75,11 +75,18 @@ def _is_scan_file(path: Path) -> bool:
     return path.suffix.lower() in READ_EXTENSIONS and not path.name.startswith(".")
 
 
-def walk_files(directory: Path, exclude: Sequence[Path] = ()) -> Iterator[Path]:
+def walk_files(directory: Path, exclude: Sequence[Path] = (),
+               _seen: set[Path] | None = None) -> Iterator[Path]:
     """Scan files under ``directory``, recursively, in a deterministic (sorted) order.
 
-    Hidden files and directories and the paths in ``exclude`` (the job's own output) are skipped.
+    Hidden files and directories and the paths in ``exclude`` (the job's own output) are skipped;
+    a directory reached twice through symbolic links is walked once.
     """
+    seen = set() if _seen is None else _seen
+    real = directory.resolve()
+    if real in seen:
+        return
+    seen.add(real)
     excluded = {p.resolve() for p in exclude}
     try:
         entries = sorted(os.scandir(directory), key=lambda e: e.name)
@@ -92,7 +99,7 @@ def walk_files(directory: Path, exclude: Sequence[Path] = ()) -> Iterator[Path]:
         if path.resolve() in excluded:
             continue
         if entry.is_dir(follow_symlinks=True):
-            yield from walk_files(path, exclude)
+            yield from walk_files(path, exclude, seen)
         elif _is_scan_file(path):
             yield path
 
@@ -292,8 +299,12 @@ def run_batch(inputs: Sequence[str | Path], options: BatchOptions) -> Summary:
         for task in iter_tasks(config):
             n_tasks = task.index + 1
             if task.index in done:
-                sfile = part_paths(config, task.index)[1]
-                summary.add(Summary.from_dict(json.loads(sfile.read_text())))
+                saved = json.loads(part_paths(config, task.index)[1].read_text())
+                if saved.get("digest") != task.digest:
+                    raise UsageError(f"--resume: the inputs changed since the interrupted run "
+                                     f"(chunk {task.index} now covers other scans)",
+                                     hint="drop --resume to start the job again")
+                summary.add(Summary.from_dict(saved))
                 bar.update(task.size)
                 continue
             yield task

@@ -274,3 +274,52 @@ def columns_from_resultset(rs: Any) -> dict[str, np.ndarray]:
                 else:
                     col[i] = None if value == "" else value
     return cols
+
+
+# -- calibration status (as ``ramanid identify`` completes its records) ----------------------
+def apply_calibration_status(table: batch_io.Table, meta: Sequence[dict[str, Any]]) -> None:
+    """Fill the ``calibration`` column and make the calibration warning agree with it.
+
+    For each scan, :func:`ramanid.calibration.scan_calibration` gives the status of the
+    calibration applied to it (or why none was); as in ``ramanid identify``, the engine's
+    generic calibration warning is replaced by the one of that status (none when it is ok).
+    Statuses are computed once per device and calibration id when they do not depend on the
+    scan's time (no record on this machine), else once per distinct timestamp. Rows without a
+    verdict (errors) are left alone.
+    """
+    try:
+        from ramanid.calibration import scan_calibration
+    except ImportError:        # calibration package absent: keep the engine's warning
+        return
+    statuses: dict[tuple[Any, ...], dict[str, Any] | None] = {}
+    timeless: dict[tuple[Any, Any], bool] = {}
+    rewritten: dict[tuple[str, str], str] = {}
+    cal_col, warn_col, ok = table["calibration"], table["warnings"], table["status"]
+    for i, m in enumerate(meta):
+        if ok[i] != "ok":
+            continue
+        dev = (m.get("device_serial"), m.get("calibration_id"))
+        key = dev if timeless.get(dev) else (*dev, m.get("timestamp"))
+        if key not in statuses:
+            try:
+                st = dict(scan_calibration(dict(m)))
+            except Exception:  # a broken calibration store must not stop the batch
+                st = None
+            statuses[key] = st
+            if st is not None and st.get("age_days") is None and dev not in timeless:
+                timeless[dev] = True
+                statuses[dev] = st
+        st = statuses[key]
+        if st is None:
+            continue
+        text = dumps(st)
+        cal_col[i] = text
+        wkey = (warn_col[i] or "[]", text)
+        if wkey not in rewritten:
+            kept = [w for w in json.loads(wkey[0])
+                    if not (isinstance(w, dict) and w.get("code") == "calibration")]
+            if st.get("warning"):
+                kept.append({"code": "calibration", "state": st.get("state"),
+                             "message": st["warning"]})
+            rewritten[wkey] = dumps(kept)
+        warn_col[i] = rewritten[wkey]

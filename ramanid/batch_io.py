@@ -54,6 +54,7 @@ RESULT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("residual_r", "float"),
     ("best_provenance", "str"),
     ("warnings", "json"),
+    ("calibration", "json"),      # status of the calibration applied to the scan (as identify)
     ("library_version", "str"),
     ("library_sha256", "str"),
     ("recipe", "json"),

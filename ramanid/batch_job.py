@@ -6,6 +6,7 @@ Shared by the parent (planning, assembly) and the workers (:mod:`ramanid.batch_t
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -97,6 +98,12 @@ class Task:
     def size(self) -> int:
         """Number of scans (archive) or files (directory) in the task."""
         return self.stop - self.start if self.kind == "archive" else len(self.files)
+
+    @property
+    def digest(self) -> str:
+        """Short hash of what the task covers (a resumed job checks it is unchanged)."""
+        text = json.dumps([self.kind, self.path, self.start, self.stop, list(self.files)])
+        return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
 @dataclass

@@ -134,6 +134,10 @@ def _identify(batch: SpectrumBatch, ids: np.ndarray, config: JobConfig,
         meta_cols = _meta_columns(batch.meta)
     table.update({k: batch_io.as_column(v, batch_io.COLUMN_KIND[k])
                   for k, v in meta_cols.items()})
+    if config.engine == JobConfig.engine:
+        from ramanid.batch_engine import apply_calibration_status
+
+        apply_calibration_status(table, batch.meta)
     return table
 
 
@@ -353,6 +357,7 @@ def run_task(task: Task, config: JobConfig) -> dict[str, Any]:
         table, changes = process_task(task, config)
     summary = Summary.of_table(table, changes).to_dict()
     summary["task"] = task.index
+    summary["digest"] = task.digest
     if changes is not None:
         batch_io.write_table(changes, changes_file, "jsonl", batch_io.CHANGE_COLUMNS)
     atomic_write_text(summary_file, json.dumps(summary))

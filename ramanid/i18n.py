@@ -309,6 +309,20 @@ MESSAGES: dict[str, dict[str, str]] = {
               "Откалибруйте прибор.",
         "ar": "المعايرة: لا يوجد سجل معايرة لهذا الجهاز؛ قد تكون الإزاحات غير دقيقة. قم بمعايرته.",
     },
+    "cal.not_applied": {
+        "en": "Calibration: NOT applied to this scan (device record {id} exists); shifts rest on "
+              "the factory calibration.",
+        "es": "Calibración: NO aplicada a este espectro (existe el registro {id} del equipo); los "
+              "desplazamientos dependen de la calibración de fábrica.",
+        "fr": "Étalonnage : NON appliqué à ce spectre (l'appareil a l'enregistrement {id}) ; les "
+              "décalages reposent sur l'étalonnage d'usine.",
+        "pt": "Calibração: NÃO aplicada a este espetro (existe o registo {id} do equipamento); os "
+              "deslocamentos dependem da calibração de fábrica.",
+        "ru": "Калибровка: НЕ применена к этому спектру (у прибора есть запись {id}); сдвиги "
+              "основаны на заводской калибровке.",
+        "ar": "المعايرة: لم تُطبَّق على هذا القياس (للجهاز سجل معايرة {id})؛ تعتمد الإزاحات على "
+              "معايرة المصنع.",
+    },
     "cal.stale": {
         "en": "Calibration: EXPIRED ({id}, {age} days old). Recalibrate the device.",
         "es": "Calibración: CADUCADA ({id}, antigüedad {age} días). Vuelva a calibrar el equipo.",

@@ -10,10 +10,12 @@ Decision rules, per scan (all thresholds from :func:`calibrate`, never from eval
    (flat top at the maximum), peak SNR < ``min_snr``, or baseline-to-signal ratio
    (fluorescence) > ``max_fluorescence``.
 2. Correlation r against every entry, best over the shift search (:mod:`ramanid.match`).
-3. NNLS of the scan on the best ``n_candidates`` distinct substances (:mod:`ramanid.mixture`);
-   a component is significant when its residual reduction ``dRSS`` exceeds
-   ``max(tau_mix, z^2 sigma^2)`` (library model-mismatch null, and a z-sigma noise test with the
-   scan's own noise sigma in processed units) and its spectral fraction >= ``min_fraction``.
+3. NNLS of the scan on the best ``n_candidates`` distinct substances (:mod:`ramanid.mixture`),
+   built by forward selection: components enter one at a time, and one is significant when its
+   residual reduction on entry ``dRSS`` exceeds ``max(tau_mix, z^2 sigma^2)`` (library
+   model-mismatch null, and a z-sigma noise test with the scan's own noise sigma in processed
+   units) and its spectral fraction >= ``min_fraction`` (a near-duplicate candidate, such as a
+   second fentanyl analogue, can then not mask a real component).
 4. ``match`` when the top r, corrected for the attenuation by the scan's own noise
    (``r / sqrt(1 - E)``, E = expected noise energy of the unit-norm scan, capped at
    ``max_noise_energy``), reaches the entry's own threshold ``t_j`` and the scan has no
@@ -44,8 +46,9 @@ Threshold procedure (:func:`calibrate`, run in ``Identifier.__init__`` from the 
   broadening up to 5 cm-1, smooth multiplicative response tilt +-30 %, relative band
   intensities varied by a smooth random factor of 25 % rms with 60 cm-1 correlation length
   (orientation, crystallinity, response), white noise at peak SNR 50; fixed seed) are fitted
-  exactly as field scans are. ``tau_mix`` is the 99th percentile of the second-largest dRSS
-  (a spurious component on a pure substance); ``max_unexplained`` the 99th percentile of the
+  exactly as field scans are. ``tau_mix`` is the 99th percentile of the residual reduction
+  of the second component entering the forward selection (a spurious component on a pure
+  substance); ``max_unexplained`` the 99th percentile of the
   forward-search share of each pseudo-scan against its own entry; ``tau_h`` the 99.5th
   percentile of hazard h's dRSS on these pure non-hazard pseudo-scans, counting only those
   that pass the majority rule (a): the joint false-alarm rate on the null is then <= 0.5 %
@@ -60,11 +63,11 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
-from scipy.ndimage import gaussian_filter1d, maximum_filter1d
 
 from ramanid._version import __version__
+from ramanid.errors import LibraryError
 from ramanid.match import Matcher, shift_rows, top_k
-from ramanid.mixture import design_gram, nnls_gram
+from ramanid.mixture import design_gram, forward_select, nnls_gram
 from ramanid.preprocess import Processed, Recipe, default_recipe
 from ramanid.spectrum import SpectrumBatch
 
@@ -89,6 +92,8 @@ REASONS = (
     "the detector was saturated",
     "the signal is too weak",
     "fluorescence overwhelms the Raman signal",
+    "no Raman signal (flat spectrum)",
+    "the scan holds values that are not finite numbers (NaN or infinity)",
 )
 _HANDLING_DEFAULT = {
     "extreme": "DO NOT OPEN. Possible fentanyl-class opioid: gloves, mask (P100/FFP3), "
@@ -150,6 +155,22 @@ class ResultSet:
     qc: dict[str, np.ndarray]
     meta: list[dict[str, Any]] = field(default_factory=list)
     identifier: Identifier | None = None
+    r_corr: np.ndarray | None = None       # (n,) best r corrected for the scan's own noise
+    unexplained: np.ndarray | None = None  # (n,) forward-search share of the best entry
+    _source: Any = field(default=None, repr=False)   # (axis, intensity) for the scan ids
+    _ids: Any = field(default=None, repr=False)
+
+    def scan_ids(self) -> np.ndarray:
+        """Stable content id of every scan (:func:`ramanid.io.archive.scan_ids`; ids the
+        scans' metadata already carry are kept)."""
+        if self._ids is None:
+            from ramanid.io.archive import scan_ids
+            if self._source is None:
+                self._ids = np.array([m.get("scan_id") for m in self.meta], dtype=object)
+            else:
+                axis, Y = self._source
+                self._ids = scan_ids(SpectrumBatch(axis, Y, list(self.meta)))
+        return self._ids
 
     def __len__(self) -> int:
         return int(self.verdict.shape[0])
@@ -157,14 +178,23 @@ class ResultSet:
     def records(self) -> list[dict[str, Any]]:
         """One JSON-ready dict per scan (the ``ramanid identify --json`` contract)."""
         assert self.identifier is not None
-        return [self.identifier._record(self, i) for i in range(len(self))]
+        cache: dict[Any, Any] = {}
+        reasons = self.identifier.reason_texts(self)
+        warnings = self.identifier.record_warnings(self, cache=cache)
+        ids = self.scan_ids()
+        return [self.identifier._record(self, i, reason=reasons[i], warnings=warnings[i],
+                                        scan_id=ids[i], cache=cache) for i in range(len(self))]
 
 
 def _bands(ref: np.ndarray) -> np.ndarray:
     """Band mask of reference rows: > 10 % of the tallest band above the median, +-3 points."""
     ref = ref - np.median(ref[:, ::4], axis=1, keepdims=True)
     band = ref > 0.1 * ref.max(axis=1, keepdims=True)
-    return maximum_filter1d(band.view(np.uint8), 7, axis=1).view(bool)
+    out = band.copy()
+    for d in (1, 2, 3):                       # widen by +-3 points (a running maximum of 7)
+        out[:, d:] |= band[:, :-d]
+        out[:, :-d] |= band[:, d:]
+    return out
 
 
 class _Scores(NamedTuple):
@@ -198,6 +228,8 @@ def _substance_key(e: Any) -> str:
 def _pseudo_scans(L: np.ndarray, step: float, reps: int, rng: np.random.Generator,
                   snr: float = 50.0) -> tuple[np.ndarray, np.ndarray]:
     """Instrument-transfer noise model applied to processed library rows (see module doc)."""
+    from scipy.ndimage import gaussian_filter1d  # lazy: only when thresholds are derived
+
     n, m = L.shape
     idx = np.repeat(np.arange(n), reps)
     Y = L[idx].astype(np.float64)
@@ -251,9 +283,13 @@ def calibrate(ident: Identifier, *, reps: int = 6, seed: int = 0) -> Thresholds:
         u = ident._unexplained(X, 0, ident.n_points, own, sc.sidx[np.arange(own.size), own],
                                noise)
         max_unexplained = float(np.quantile(u, 0.99))
-        fit, _, _ = ident._mixture(X, 0, ident.n_points, sc)
-        d = np.sort(fit.drss, axis=1)
-        tau_mix = float(np.quantile(d[:, -2], 0.99)) if d.shape[1] > 1 else 0.0
+        fit, cand, _ = ident._mixture(X, 0, ident.n_points, sc)
+        if cand.shape[1] > 1:
+            # residual reduction of the second component entering the forward selection on a
+            # pure substance: a spurious component (ramanid.mixture.forward_select)
+            one = forward_select(fit, -1.0, max_steps=1, accept=cand >= 0)
+            two = forward_select(fit, -1.0, max_steps=2, accept=cand >= 0)
+            tau_mix = float(np.quantile(one.rss - two.rss, 0.99))
         if ident.hazard_idx.size:
             drss_h, _, ratio = ident._hazard_fit(X, 0, ident.n_points, sc,
                                                  ident.n_points * noise**2)
@@ -300,9 +336,15 @@ class Identifier:
             else default_recipe()
         self.entries = list(library.entries)
         self.n_entries = len(self.entries)
+        if self.n_entries == 0:
+            raise LibraryError(
+                "the library has no approved entries", source=getattr(library, "path", None),
+                hint="approve entries with `ramanid library approve ENTRY --by NAME`")
         matrix = np.asarray(library.matrix, dtype=np.float32)
-        if matrix.shape[0] != self.n_entries:
-            raise ValueError("library matrix rows do not match its entries")
+        if matrix.ndim != 2 or matrix.shape[0] != self.n_entries:
+            raise LibraryError("the library matrix rows do not match its entries",
+                               source=getattr(library, "path", None),
+                               hint="rebuild the library with `ramanid library build`")
         self.n_points = matrix.shape[1]
         self.step = float(self.recipe.params["axis"]["step"])
         self.top = top
@@ -507,12 +549,15 @@ class Identifier:
         else:
             parts = [work(c) for c in chunks]
         if len(parts) == 1:
+            parts[0]._source = (batch.axis, Y)
             return parts[0]
         cat = {f: np.concatenate([getattr(p, f) for p in parts]) for f in (
             "verdict", "reason", "top_ids", "top_scores", "comp_ids", "comp_fracs", "mix_r",
-            "hazard_level", "hazard_hits", "hazard_fracs", "shift")}
+            "hazard_level", "hazard_hits", "hazard_fracs", "shift", "r_corr", "unexplained")}
         qc = {k: np.concatenate([p.qc[k] for p in parts]) for k in parts[0].qc}
-        return ResultSet(**cat, qc=qc, meta=[m for p in parts for m in p.meta], identifier=self)
+        rs = ResultSet(**cat, qc=qc, meta=[m for p in parts for m in p.meta], identifier=self)
+        rs._source = (batch.axis, Y)
+        return rs
 
     def run_processed(self, p: Processed, meta: list[dict[str, Any]] | None = None) -> ResultSet:
         """Decide on already processed scans (same recipe as the library)."""
@@ -525,7 +570,13 @@ class Identifier:
         reason[qc["snr"] < th.min_snr] = 3
         reason[qc["fluorescence"] > th.max_fluorescence] = 4   # the cause of a weak signal
         reason[qc["saturation"] > th.max_saturation] = 2
+        reason[qc["snr"] == 0] = 5                             # constant row: no signal at all
+        if "nonfinite" in qc:
+            reason[qc["nonfinite"] > 0] = 6
         reason[qc["coverage"] < th.min_coverage] = 1
+        if n == 0 or hi - lo < max(8, int(np.ceil(th.min_coverage * self.n_points))):
+            # the batch's axis does not cover enough of the library axis: nothing to compare
+            return self._all_inconclusive(p, meta, np.maximum(reason, 1).astype(np.int8))
         sc = self._score(X, lo, hi)
         score = sc.score
         rank = score if self.ranker is self.matcher else self.ranker.scores(X, lo, hi)[0]
@@ -533,11 +584,14 @@ class Identifier:
         top_sc = np.where(top_ids >= 0, rank[rows[:, None], np.maximum(top_ids, 0)], np.nan)
         fit, cand, _ = self._mixture(X, lo, hi, sc)
         noise2 = (th.z_noise * np.nan_to_num(p.noise, posinf=1.0)) ** 2
-        fr = fit.fractions()
-        sig = (fit.drss > np.maximum(th.tau_mix, noise2)[:, None]) & (fr >= th.min_fraction) \
-            & (cand >= 0)
+        # components enter one at a time (forward selection), each only if it reduces the
+        # residual significantly when it enters: a near duplicate of a component already in the
+        # model (fentanyl / acetylfentanyl) cannot mask it (see ramanid.mixture)
+        sel = forward_select(fit, np.maximum(th.tau_mix, noise2), accept=cand >= 0)
+        fr = sel.fractions()
+        sig = (sel.gain > 0) & (fr >= th.min_fraction) & (cand >= 0)
         n_sig = sig.sum(axis=1)
-        mix_r = np.sqrt(np.clip(1.0 - fit.rss, 0.0, 1.0))
+        mix_r = np.sqrt(np.clip(1.0 - sel.rss, 0.0, 1.0))
         best = top_ids[:, 0]
         verdict = np.full(n, _NO_MATCH, dtype=np.int8)
         # correction for attenuation: white noise of energy E (in units of the unit-norm scan)
@@ -546,8 +600,8 @@ class Identifier:
                          th.max_noise_energy)
         unexplained = self._unexplained(X, lo, hi, best, sc.sidx[rows, best],
                                         np.nan_to_num(p.noise, posinf=0.0))
-        is_match = (score[rows, best] / np.sqrt(1.0 - energy) >= th.t_entry[best]) \
-            & (unexplained <= th.max_unexplained)
+        r_corr = score[rows, best] / np.sqrt(1.0 - energy)
+        is_match = (r_corr >= th.t_entry[best]) & (unexplained <= th.max_unexplained)
         verdict[is_match] = _MATCH
         # a mixture must fit as well as each of its components must match on its own
         t_mix = np.max(np.where(sig, th.t_entry[np.maximum(cand, 0)], th.r_floor), axis=1)
@@ -577,10 +631,16 @@ class Identifier:
             # also: the scan matches the hazardous entry on its own (its acceptance rule)
             hz = self.hazard_idx
             hits |= score[:, hz] / np.sqrt(1.0 - energy)[:, None] >= th.t_entry[hz][None, :]
-            # also: a significant component of the scan's own NNLS fit, whatever the verdict
-            in_fit = np.where(sig, cand, -1)
-            hits |= np.any(in_fit[:, :, None] == self.hazard_idx[None, None, :], axis=1)
-            hits |= np.any(comp[:, :, None] == self.hazard_idx[None, None, :], axis=1)
+            # also: a significant component of the scan's own NNLS fit, whatever the verdict;
+            # its fraction is then the fit's (a matched hazardous entry: the whole scan)
+            in_fit = np.where(sig, cand, -1)[:, :, None] == hz[None, None, :]      # (n, c, H)
+            hits |= in_fit.any(axis=1)
+            hfrac = np.where(in_fit.any(axis=1), np.sum(np.where(in_fit, fr[:, :, None], 0.0),
+                                                        axis=1), hfrac)
+            is_comp = comp[:, :, None] == hz[None, None, :]
+            hits |= is_comp.any(axis=1)
+            hfrac = np.where(is_comp.any(axis=1), np.sum(np.where(is_comp, cf[:, :, None], 0.0),
+                                                         axis=1), hfrac)
             hits[reason > 0] = False
         lvl = np.zeros(n, dtype=np.int8)
         if H:
@@ -591,7 +651,24 @@ class Identifier:
         return ResultSet(verdict, reason, top_ids.astype(np.int32), top_sc.astype(np.float32),
                          comp.astype(np.int32), cf.astype(np.float32),
                          mix_r.astype(np.float32), lvl, hits, hfrac.astype(np.float32), shift,
-                         dict(qc), list(meta or []), self)
+                         dict(qc), list(meta or []), self, r_corr.astype(np.float32),
+                         unexplained.astype(np.float32))
+
+    def _all_inconclusive(self, p: Processed, meta: list[dict[str, Any]] | None,
+                          reason: np.ndarray) -> ResultSet:
+        """Results for scans that cannot be compared at all (no matching is attempted)."""
+        n = len(p)
+        k = min(self.top, int(self.subst.max()) + 1)
+        c = self.n_candidates
+        H = self.hazard_idx.size
+        return ResultSet(np.full(n, _INCONCLUSIVE, dtype=np.int8), reason,
+                         np.full((n, k), -1, dtype=np.int32),
+                         np.full((n, k), np.nan, dtype=np.float32),
+                         np.full((n, c), -1, dtype=np.int32), np.zeros((n, c), dtype=np.float32),
+                         np.zeros(n, dtype=np.float32), np.zeros(n, dtype=np.int8),
+                         np.zeros((n, H), dtype=bool), np.zeros((n, H), dtype=np.float32),
+                         np.zeros(n, dtype=np.float32), dict(p.qc), list(meta or []), self,
+                         np.full(n, np.nan, dtype=np.float32), np.full(n, np.nan, dtype=np.float32))
 
     def _refine_shift(self, sc: _Scores, best: np.ndarray) -> np.ndarray:
         """Shift (cm-1) of the best entry per scan, refined by a parabola through 3 scores."""
@@ -619,7 +696,133 @@ class Identifier:
                 _HANDLING_DEFAULT.get(getattr(e, "hazard_level", "none"), ""),
                 "provenance_kind": getattr(e, "provenance_kind", "measured")}
 
-    def _record(self, rs: ResultSet, i: int) -> dict[str, Any]:
+    def reason_texts(self, rs: ResultSet, rows: np.ndarray | None = None) -> np.ndarray:
+        """The ``reason`` of every record (object array of str), stating the rule that decided.
+
+        Parameters
+        ----------
+        rs
+            Results of :meth:`run`.
+        rows
+            Row indices to word (default: all).
+        """
+        th = self.thresholds
+        idx = np.arange(len(rs)) if rows is None else np.asarray(rows, dtype=np.intp)
+        ax = self.recipe.params["axis"]
+        span = f"{ax['start']:g}-{ax['stop']:g} cm-1"
+        hz_names = [self.entries[int(h)].name for h in self.hazard_idx]
+        out = np.empty(idx.size, dtype=object)
+        r_corr = rs.r_corr if rs.r_corr is not None else rs.top_scores[:, 0]
+        unexpl = rs.unexplained if rs.unexplained is not None else np.zeros(len(rs))
+        for o, i in enumerate(idx.tolist()):
+            v = int(rs.verdict[i])
+            best = int(rs.top_ids[i, 0])
+            name = self.entries[best].name if best >= 0 else ""
+            r = float(rs.top_scores[i, 0])
+            rc = float(r_corr[i])
+            t = float(th.t_entry[best]) if best >= 0 else float("nan")
+            shown = f"r={r:.3f}" if f"{rc:.3f}" == f"{r:.3f}" else \
+                f"r={r:.3f} ({rc:.3f} corrected for the scan's noise)"
+            if v == _INCONCLUSIVE:
+                code = int(rs.reason[i])
+                if code == 1:
+                    cov = float(rs.qc["coverage"][i])
+                    text = (f"the scan does not cover the library axis ({span}): "
+                            f"{100 * cov:.0f}% covered, {100 * th.min_coverage:.0f}% needed")
+                else:
+                    text = REASONS[code]
+                reason = f"quality check failed: {text}"
+            elif v == _MATCH:
+                reason = f"best match {name} {shown} >= its threshold {t:.3f}"
+            elif v == _MIXTURE:
+                n_comp = int((rs.comp_ids[i] >= 0).sum())
+                reason = (f"mixture of {n_comp} significant components explains the scan "
+                          f"(r={rs.mix_r[i]:.3f})")
+            elif rc < t:
+                reason = f"no library entry explains the scan: best {name} {shown} < its " \
+                         f"threshold {t:.3f}"
+            else:
+                reason = (f"no library entry explains the scan: best {name} {shown} reaches its "
+                          f"threshold {t:.3f}, but {100 * float(unexpl[i]):.0f}% of the scan's "
+                          f"band energy lies where {name} has no band (limit "
+                          f"{100 * th.max_unexplained:.0f}%)")
+            if v != _INCONCLUSIVE and rs.hazard_hits.shape[1] and rs.hazard_hits[i].any():
+                reason += "; hazard detector: " + ", ".join(
+                    f"{hz_names[j]} ~{100 * round(float(rs.hazard_fracs[i, j]), 3):.0f}%"
+                    for j in np.flatnonzero(rs.hazard_hits[i]))
+            out[o] = reason
+        return out
+
+    @staticmethod
+    def calibration_of(meta: dict[str, Any], cache: dict[Any, Any] | None = None
+                       ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """Calibration status of one scan and its warning (None when the state is ok).
+
+        ``ramanid.calibration.scan_calibration(meta)``: the record applied to the scan
+        (``meta["calibration_id"]``), aged at the scan's timestamp. ``cache`` (a dict the
+        caller keeps for one batch of records) saves repeated look-ups of the same scan key.
+        """
+        from ramanid.calibration import scan_calibration
+
+        key = (meta.get("device_serial"), meta.get("calibration_id"), meta.get("timestamp"))
+        cache = {} if cache is None else cache
+        hit = cache.get(key)
+        if hit is None:
+            try:
+                st = dict(scan_calibration(dict(meta)))
+            except Exception as exc:  # a broken calibration store must not stop a verdict
+                st = {"id": meta.get("calibration_id"), "serial": meta.get("device_serial"),
+                      "state": "missing", "applied": bool(meta.get("calibration_id")),
+                      "warning": f"calibration status unavailable: {exc}"}
+            warn = None
+            if st.get("state") != "ok":
+                warn = {"code": "calibration", "state": st.get("state"),
+                        "message": st.get("warning") or f"calibration {st.get('state')}",
+                        "id": st.get("id"), "age_days": st.get("age_days")}
+            hit = cache[key] = (st, warn)
+        return dict(hit[0]), (None if hit[1] is None else dict(hit[1]))
+
+    def record_warnings(self, rs: ResultSet, rows: np.ndarray | None = None, *,
+                        cache: dict[Any, Any] | None = None) -> list[list[dict[str, Any]]]:
+        """The ``warnings`` of every record (codes in ``docs/readme/engine.md``)."""
+        cache = {} if cache is None else cache
+        idx = np.arange(len(rs)) if rows is None else np.asarray(rows, dtype=np.intp)
+        out = []
+        for i in idx.tolist():
+            meta = rs.meta[i] if i < len(rs.meta) else {}
+            v = int(rs.verdict[i])
+            used = set()
+            best = int(rs.top_ids[i, 0])
+            if v == _MATCH and best >= 0:
+                used.add(best)
+            used |= {int(j) for j in rs.comp_ids[i] if j >= 0}
+            used |= {int(h) for j, h in enumerate(self.hazard_idx) if rs.hazard_hits[i, j]}
+            warnings: list[dict[str, Any]] = []
+            unmeasured = sorted(j for j in used if not self.measured[j])
+            if unmeasured:
+                kinds = sorted({str(getattr(self.entries[j], "provenance_kind", ""))
+                                for j in unmeasured})
+                warnings.append({
+                    "code": "non_measured_reference", "kind": kinds[0],
+                    "entries": [self.entries[j].name for j in unmeasured],
+                    "message": ("this result rests on a reference that is not a measured "
+                                "spectrum ("
+                                + ", ".join(f"{self.entries[j].name}: "
+                                            f"{getattr(self.entries[j], 'provenance_kind', '')}"
+                                            for j in unmeasured)
+                                + "); confirm in a laboratory"),
+                })
+            warnings.extend(dict(w) for w in self._class_warnings)
+            _, cal_warn = self.calibration_of(meta, cache)
+            if cal_warn is not None:
+                warnings.append(cal_warn)
+            out.append(warnings)
+        return out
+
+    def _record(self, rs: ResultSet, i: int, *, reason: str | None = None,
+                warnings: list[dict[str, Any]] | None = None,
+                scan_id: str | None = None, cache: dict[Any, Any] | None = None
+                ) -> dict[str, Any]:
         v = int(rs.verdict[i])
         meta = rs.meta[i] if i < len(rs.meta) else {}
         names = [self.entries[int(j)].name if j >= 0 else "" for j in rs.top_ids[i]]
@@ -637,50 +840,23 @@ class Identifier:
             message = worst["handling"]
         else:
             message = ""
-        th = self.thresholds
         best = int(rs.top_ids[i, 0])
-        if v == _INCONCLUSIVE:
-            reason = f"quality check failed: {REASONS[int(rs.reason[i])]}"
-        elif v == _MATCH:
-            reason = (f"best match {names[0]} r={rs.top_scores[i, 0]:.3f} >= its threshold "
-                      f"{th.t_entry[best]:.3f}")
-        elif v == _MIXTURE:
-            reason = (f"mixture of {len(comps)} significant components explains the scan "
-                      f"(r={rs.mix_r[i]:.3f})")
-        else:
-            reason = (f"no library entry explains the scan: best {names[0]} r="
-                      f"{rs.top_scores[i, 0]:.3f} < its threshold {th.t_entry[best]:.3f}")
-        if hz and v != _INCONCLUSIVE:
-            reason += "; hazard detector: " + ", ".join(
-                f"{d['name']} ~{100 * d['fraction']:.0f}%" for d in hz)
-        used = set()
-        if v == _MATCH:
-            used.add(best)
-        used |= {int(j) for j in rs.comp_ids[i] if j >= 0}
-        used |= {int(h) for j, h in enumerate(self.hazard_idx) if rs.hazard_hits[i, j]}
-        warnings: list[dict[str, Any]] = []
-        unmeasured = sorted(j for j in used if not self.measured[j])
-        if unmeasured:
-            kinds = sorted({str(getattr(self.entries[j], "provenance_kind", ""))
-                            for j in unmeasured})
-            warnings.append({
-                "code": "non_measured_reference", "kind": kinds[0],
-                "entries": [self.entries[j].name for j in unmeasured],
-                "message": ("this result rests on a reference that is not a measured spectrum ("
-                            + ", ".join(f"{self.entries[j].name}: "
-                                        f"{getattr(self.entries[j], 'provenance_kind', '')}"
-                                        for j in unmeasured)
-                            + "); confirm in a laboratory"),
-            })
-        warnings.extend(self._class_warnings)
-        cal = meta.get("calibration_id")
-        if cal is None:
-            warnings.append({"code": "calibration", "state": "missing",
-                             "message": "no calibration record was applied to this scan"})
+        if reason is None:
+            reason = str(self.reason_texts(rs, [i])[0])
+        cache = {} if cache is None else cache
+        if warnings is None:
+            warnings = self.record_warnings(rs, [i], cache=cache)[0]
+        if scan_id is None:
+            scan_id = meta.get("scan_id")
+            if not scan_id and rs._source is not None:
+                from ramanid.io.archive import scan_ids
+                axis, Y = rs._source
+                scan_id = str(scan_ids(SpectrumBatch(axis, Y[i:i + 1], [meta]))[0])
+        cal, _ = self.calibration_of(meta, cache)
         lib = self.library
-        record = {
+        return {
             "source": meta.get("source"),
-            "scan_id": meta.get("scan_id"),
+            "scan_id": None if scan_id is None else str(scan_id),
             "verdict": VERDICTS[v],
             "reason": reason,
             "hazard": {"level": level, "substances": hz, "message": message},
@@ -688,9 +864,10 @@ class Identifier:
             "components": comps,
             "residual_r": round(float(rs.mix_r[i]), 4),
             "shift_cm1": round(float(rs.shift[i]), 2),
-            "qc": {k: (int(a[i]) if a.dtype.kind in "iu" else round(float(a[i]), 4))
+            "qc": {k: (int(a[i]) if a.dtype.kind in "iub" else round(float(a[i]), 4))
                    for k, a in rs.qc.items()},
-            "best_provenance": getattr(self.entries[best], "provenance_kind", "measured"),
+            "best_provenance": (getattr(self.entries[best], "provenance_kind", "measured")
+                                if best >= 0 else None),
             "warnings": warnings,
             "library": {"version": getattr(lib, "version", None),
                         "sha256": getattr(lib, "sha256", None)},
@@ -700,11 +877,9 @@ class Identifier:
             "laser_nm": meta.get("laser_nm"),
             "integration_ms": meta.get("integration_ms"),
             "timestamp": meta.get("timestamp"),
+            "calibration": _jsonable(cal),
             "scan": {k: _jsonable(v2) for k, v2 in meta.items()},
         }
-        if cal is not None:  # absent when unknown, so callers can fill in a calibration status
-            record["calibration"] = cal
-        return record
 
 
 _CACHE: dict[int, Identifier] = {}

@@ -26,9 +26,8 @@ and re-normalised before the product (suppresses residual baseline, Thermo Galac
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import gaussian_filter1d
 
-__all__ = ["Matcher", "shift_rows", "top_k"]
+__all__ = ["Matcher", "gaussian_rows", "shift_rows", "top_k"]
 
 _MAX_CELLS = 1 << 24  # bound on n * S * N score cells held at once (64 MiB of float32)
 
@@ -47,6 +46,28 @@ def shift_rows(L: np.ndarray, shift_points: float) -> np.ndarray:
     a = np.where(ok0, L[:, np.clip(i0, 0, m - 1)], 0.0)
     b = np.where(ok1, L[:, np.clip(i0 + 1, 0, m - 1)], 0.0)
     return (a * (1 - t) + b * t).astype(L.dtype)
+
+
+def gaussian_rows(L: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian smoothing of every row, edges repeating the end values.
+
+    The kernel ``exp(-x^2 / 2 sigma^2)``, ``|x| <= int(4 sigma + 0.5)``, normalised to sum 1: the
+    same as ``scipy.ndimage.gaussian_filter1d(L, sigma, axis=1, mode="nearest")``, in numpy (no
+    scipy.ndimage import at start-up).
+    """
+    if sigma <= 0:
+        return L.copy()
+    r = int(4.0 * float(sigma) + 0.5)
+    x = np.arange(-r, r + 1, dtype=np.float64)
+    w = np.exp(-0.5 * (x / float(sigma)) ** 2)
+    w /= w.sum()
+    m = L.shape[1]
+    pad = np.concatenate([np.repeat(L[:, :1], r, axis=1), L, np.repeat(L[:, -1:], r, axis=1)],
+                         axis=1).astype(np.float64)
+    out = pad[:, 0:m] * w[0]
+    for k in range(1, w.size):
+        out += pad[:, k:k + m] * w[k]
+    return out.astype(L.dtype)
 
 
 def _centre_norm(L: np.ndarray) -> np.ndarray:
@@ -111,7 +132,7 @@ class Matcher:
         if broaden > 0:
             b_half = int(np.floor(max_shift / broad_shift_step + 1e-9)) if max_shift > 0 else 0
             self.broad_shifts = broad_shift_step * np.arange(-b_half, b_half + 1, dtype=float)
-            wide = gaussian_filter1d(L, broaden / self.step, axis=1, mode="nearest")
+            wide = gaussian_rows(L, broaden / self.step)
             for sh in self.broad_shifts:
                 rows = shift_rows(wide, sh / self.step) if sh else wide
                 copies.append(_derivative(rows) if derivative else _centre_norm(rows))

@@ -9,6 +9,15 @@ are solved by batched ``numpy.linalg.solve``; no Python loop over scans.
 
 The significance of component j is the residual reduction it brings, ``dRSS_j = RSS(best fit
 without j) - RSS(best fit)``, which the caller compares with a noise / model-mismatch threshold.
+
+That backward test fails when two candidates are near duplicates (fentanyl and acetylfentanyl
+correlate at 0.99): each can stand in for the other, so neither one's removal costs much and a
+real component is judged insignificant. :func:`forward_select` therefore builds the model forward
+(stepwise regression): starting from the empty model it adds, one at a time, the candidate whose
+NNLS residual is lowest, and keeps it only if its residual reduction on entry exceeds the
+caller's threshold; a near duplicate of a component already in the model then brings almost
+nothing and stays out. Every step reads the per-subset NNLS optima computed once by
+:func:`nnls_gram` (no refit).
 """
 
 from __future__ import annotations
@@ -18,7 +27,7 @@ from itertools import combinations
 
 import numpy as np
 
-__all__ = ["Fit", "design_gram", "nnls_gram"]
+__all__ = ["Fit", "Selection", "design_gram", "forward_select", "nnls_gram"]
 
 
 @lru_cache(maxsize=8)
@@ -28,14 +37,21 @@ def _subsets(k: int) -> tuple[np.ndarray, ...]:
 
 
 class Fit:
-    """NNLS result for a batch: ``coef`` (n, k), ``rss`` (n,), ``drss`` (n, k)."""
+    """NNLS result for a batch: ``coef`` (n, k), ``rss`` (n,), ``drss`` (n, k).
 
-    __slots__ = ("coef", "drss", "rss")
+    ``sub_rss`` (n, 2^k) and ``sub_coef`` (n, 2^k, k) hold the NNLS optimum restricted to every
+    subset of the columns (index = bit mask of the subset; mask 0 is the empty model).
+    """
 
-    def __init__(self, coef: np.ndarray, rss: np.ndarray, drss: np.ndarray) -> None:
+    __slots__ = ("coef", "drss", "rss", "sub_coef", "sub_rss")
+
+    def __init__(self, coef: np.ndarray, rss: np.ndarray, drss: np.ndarray,
+                 sub_rss: np.ndarray | None = None, sub_coef: np.ndarray | None = None) -> None:
         self.coef = coef
         self.rss = rss
         self.drss = drss
+        self.sub_rss = sub_rss
+        self.sub_coef = sub_coef
 
     def fractions(self) -> np.ndarray:
         """Spectral fractions ``c_j / sum(c)`` per scan (rows of zeros stay zero)."""
@@ -72,6 +88,10 @@ def nnls_gram(G: np.ndarray, b: np.ndarray, xx: np.ndarray | float = 1.0,
     # best RSS among feasible subsets that exclude j (for dRSS_j)
     rss_without = np.repeat(xx[:, None], k, axis=1)
     ridge = 1e-9 * np.trace(G, axis1=1, axis2=2)[:, None, None] / k
+    n_masks = 1 << k
+    sub_rss = np.empty((n, n_masks))
+    sub_coef = np.zeros((n, n_masks, k))
+    sub_rss[:, 0] = xx
     for s in _subsets(k):
         Gs = G[:, s[:, None], s[None, :]] + ridge * np.eye(s.size)
         bs = b[:, s]
@@ -81,6 +101,9 @@ def nnls_gram(G: np.ndarray, b: np.ndarray, xx: np.ndarray | float = 1.0,
             ok &= np.all(valid[:, s], axis=1)
         rss = xx - np.einsum("ij,ij->i", bs, c)   # at the LS optimum c'Gc = b'c
         rss = np.where(ok, rss, np.inf)
+        mask = int(np.sum(1 << s))
+        sub_rss[:, mask] = rss
+        sub_coef[:, mask, s] = np.where(ok[:, None], c, 0.0)
         better = rss < best_rss
         best_rss = np.where(better, rss, best_rss)
         if better.any():
@@ -93,7 +116,85 @@ def nnls_gram(G: np.ndarray, b: np.ndarray, xx: np.ndarray | float = 1.0,
             rss_without[:, excl] = np.minimum(rss_without[:, excl], rss[:, None])
     best_rss = np.maximum(best_rss, 0.0)
     drss = np.maximum(rss_without - best_rss[:, None], 0.0)
-    return Fit(best_coef, best_rss, drss)
+    # NNLS optimum within each subset: the best feasible least-squares fit over its sub-subsets
+    # (masks in increasing order, so every proper sub-subset is final before its superset)
+    for mask in range(1, n_masks):
+        for j in range(k):
+            if mask >> j & 1:
+                sub = mask & ~(1 << j)
+                take = sub_rss[:, sub] < sub_rss[:, mask]
+                if take.any():
+                    sub_rss[take, mask] = sub_rss[take, sub]
+                    sub_coef[take, mask] = sub_coef[take, sub]
+    return Fit(best_coef, best_rss, drss, np.maximum(sub_rss, 0.0), sub_coef)
+
+
+class Selection:
+    """Forward-selected model per scan: ``mask`` (n,) bit mask of the kept columns, ``coef``
+    (n, k) NNLS coefficients on them, ``rss`` (n,), ``gain`` (n, k) residual reduction of each
+    kept column when it entered (0 for columns left out)."""
+
+    __slots__ = ("coef", "gain", "mask", "rss")
+
+    def __init__(self, mask: np.ndarray, coef: np.ndarray, rss: np.ndarray,
+                 gain: np.ndarray) -> None:
+        self.mask = mask
+        self.coef = coef
+        self.rss = rss
+        self.gain = gain
+
+    def fractions(self) -> np.ndarray:
+        """Spectral fractions ``c_j / sum(c)`` per scan (rows of zeros stay zero)."""
+        s = self.coef.sum(axis=1, keepdims=True)
+        return np.where(s > 0, self.coef / np.where(s > 0, s, 1.0), 0.0)
+
+
+def forward_select(fit: Fit, min_gain: np.ndarray | float, *, max_steps: int | None = None,
+                   accept: np.ndarray | None = None) -> Selection:
+    """Stepwise forward selection on the per-subset NNLS optima of ``fit``.
+
+    Parameters
+    ----------
+    fit
+        Output of :func:`nnls_gram` (with ``sub_rss``/``sub_coef``).
+    min_gain
+        Residual reduction a column must bring on entry to be kept, per scan ``(n,)`` or scalar.
+        Selection stops at the first step whose best column brings less.
+    max_steps
+        Columns at most (default: all).
+    accept
+        Optional ``(n, k)`` bool: columns allowed to enter.
+
+    Returns
+    -------
+    Selection
+    """
+    assert fit.sub_rss is not None and fit.sub_coef is not None
+    n, n_masks = fit.sub_rss.shape
+    k = n_masks.bit_length() - 1
+    rows = np.arange(n)
+    limit = np.broadcast_to(np.asarray(min_gain, dtype=np.float64), (n,))
+    mask = np.zeros(n, dtype=np.int64)
+    rss = fit.sub_rss[:, 0].copy()
+    gain = np.zeros((n, k))
+    active = np.ones(n, dtype=bool)
+    for _ in range(k if max_steps is None else min(k, max_steps)):
+        trial = mask[:, None] | (1 << np.arange(k))[None, :]                 # (n, k)
+        t_rss = fit.sub_rss[rows[:, None], trial]
+        t_rss = np.where((mask[:, None] >> np.arange(k)) & 1, np.inf, t_rss)  # already in
+        if accept is not None:
+            t_rss = np.where(accept, t_rss, np.inf)
+        j = np.argmin(t_rss, axis=1)
+        g = rss - t_rss[rows, j]
+        ok = active & np.isfinite(g) & (g > limit)
+        gain[rows[ok], j[ok]] = g[ok]
+        mask = np.where(ok, mask | (1 << j), mask)
+        rss = np.where(ok, t_rss[rows, j], rss)
+        active = ok
+        if not active.any():
+            break
+    coef = fit.sub_coef[rows, mask]
+    return Selection(mask, coef, np.maximum(rss, 0.0), gain)
 
 
 def design_gram(rows: np.ndarray, x: np.ndarray, lo: int, hi: int

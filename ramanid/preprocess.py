@@ -8,14 +8,18 @@ spectra. The default recipe (``default_recipe()``) runs, in order:
    spikiness ``y_i - (y_{i-1} + y_{i+1})/2``, plus a width guard so that narrow but real bands of
    high-SNR spectra are kept: a point is a spike only if its excess over the neighbours is at
    least 60 % of its height over the local minimum within +-2 points.
-2. :func:`resample` - onto the library axis (start/stop/step of the recipe) with a sparse
-   triangular kernel: linear interpolation where the scan is coarser than the grid, local
-   averaging where it is finer. Grid points outside the scan are "not covered"; the covered
-   fraction is reported and matching uses only the covered part.
+2. :func:`resample` - onto the library axis (start/stop/step of the recipe) with a banded
+   triangular kernel (a few weighted gathers per grid point): linear interpolation where the
+   scan is coarser than the grid, local averaging where it is finer. Grid points outside the
+   scan are "not covered"; the covered fraction is reported and matching uses only the covered
+   part.
 3. baseline removal - :mod:`ramanid.baseline` (``clipwhit`` by default: iterative clipping with
    a Whittaker smoother on 4-point block means; ``arpls``/``asls``/``modpoly``/``mor`` on
    request), on the covered part.
-4. :func:`smooth` - Savitzky-Golay (scipy), window/polyorder from the recipe (0 disables).
+4. :func:`smooth` - Savitzky-Golay (coefficients by least squares on the window's Vandermonde
+   matrix, as Savitzky & Golay, Anal. Chem. 1964, 36, 1627; edges repeat the end values),
+   window/polyorder from the recipe (0 disables). numpy only: importing scipy.signal and
+   scipy.ndimage would cost about 0.5 s at every start of ``ramanid identify``.
 5. :func:`normalise` - ``X``: mean-centred, unit L2 per row, float32, so that the Pearson r of
    two processed spectra is their dot product (SNV gives the same r).
 
@@ -24,9 +28,15 @@ QC figures per spectrum (``Processed.qc``):
 ``snr``            largest baseline-removed band height above the median level / noise sigma
                    (noise from the MAD of the native first differences, divided by sqrt 2)
 ``saturation``     fraction of native points that sit on a flat top at the row maximum (the same
-                   maximum value repeated on neighbouring pixels) or at/above ``saturation_level``
+                   maximum value repeated on neighbouring pixels) or at/above ``saturation_level``;
+                   0 for a constant row (no signal at all: ``snr`` is then exactly 0)
 ``fluorescence``   baseline-to-signal ratio: mean baseline over the covered range / band height
 ``coverage``       fraction of the library axis covered by the scan axis
+``nonfinite``      points that are NaN or infinite (such a row is not processed: all zero)
+
+Rows with values beyond the float32 range (|y| > 1e30) are scaled by their largest magnitude
+before processing (every figure above is a ratio, so unchanged; ``signal`` is then in those
+scaled units).
 """
 
 from __future__ import annotations
@@ -37,9 +47,6 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
-from scipy.ndimage import convolve1d
-from scipy.signal import savgol_coeffs
 
 from ramanid import baseline as _baseline
 from ramanid.errors import UsageError
@@ -54,6 +61,7 @@ __all__ = [
     "normalise",
     "resample",
     "resampler",
+    "savgol_coeffs",
     "smooth",
     "snv",
 ]
@@ -140,40 +148,71 @@ def despike(y: np.ndarray, threshold: float = 8.0, sigma: np.ndarray | None = No
     return out, counts
 
 
+class Resampler:
+    """Banded resampling operator from a scan axis onto the covered part of the library grid.
+
+    Grid point ``g`` is ``sum_k weights[k, g] * y[start[g] + k]`` (``k < weights.shape[0]``):
+    a triangular kernel of half-width ``max(native step, grid step)``, normalised to sum 1.
+
+    Attributes
+    ----------
+    start
+        ``(hi-lo,)`` first native index of each grid point's kernel.
+    weights
+        ``(taps, hi-lo)`` kernel weights.
+    lo, hi
+        Covered grid index range.
+    gain
+        Factor by which white noise sigma shrinks (root mean of the squared weight sums).
+    """
+
+    def __init__(self, start: np.ndarray, weights: np.ndarray, lo: int, hi: int,
+                 gain: float) -> None:
+        self.start, self.weights, self.lo, self.hi, self.gain = start, weights, lo, hi, gain
+
+    def apply(self, y: np.ndarray) -> np.ndarray:
+        """Resample every row of ``y`` (n, len(axis)) onto ``grid[lo:hi]`` (same dtype)."""
+        w = self.weights.astype(y.dtype)
+        m = y.shape[1]
+        out = y[:, self.start] * w[0]
+        for k in range(1, w.shape[0]):
+            out += y[:, np.minimum(self.start + k, m - 1)] * w[k]
+        return out
+
+
 @lru_cache(maxsize=32)
 def _resampler_cached(axis_key: bytes, n_in: int, start: float, stop: float, step: float
-                      ) -> tuple[sp.csr_matrix, int, int, float]:
+                      ) -> Resampler:
     x = np.frombuffer(axis_key, dtype=np.float64)
     grid = grid_axis(start, stop, step)
     covered = (grid >= x[0]) & (grid <= x[-1])
     idx = np.flatnonzero(covered)
-    if idx.size == 0:
-        return sp.csr_matrix((n_in, 0)), 0, 0, 1.0
+    if idx.size == 0 or n_in < 2:
+        return Resampler(np.zeros(0, dtype=np.intp), np.zeros((1, 0)), 0, 0, 1.0)
     lo, hi = int(idx[0]), int(idx[-1]) + 1
     g = grid[lo:hi]
     j = np.clip(np.searchsorted(x, g), 1, n_in - 1)
     native_step = x[j] - x[j - 1]
     h = np.maximum(native_step, step)  # kernel half-width: linear interp or local average
     k_max = int(np.ceil(np.max(h / np.min(np.diff(x))))) + 1
-    rows, cols, vals = [], [], []
-    for k in range(-k_max, k_max + 1):
-        i = j + k
-        ok = (i >= 0) & (i < n_in)
-        ii = np.where(ok, i, 0)
-        w = np.where(ok, np.maximum(0.0, 1.0 - np.abs(x[ii] - g) / h), 0.0)
-        keep = w > 0
-        rows.append(ii[keep])
-        cols.append(np.flatnonzero(keep))
-        vals.append(w[keep])
-    r = np.concatenate(rows)
-    c = np.concatenate(cols)
-    v = np.concatenate(vals)
-    colsum = np.bincount(c, weights=v, minlength=g.size)
-    v = v / colsum[c]
-    mat = sp.csr_matrix((v, (r, c)), shape=(n_in, g.size))
-    # noise reduction factor: sqrt of the mean over grid points of sum of squared weights
-    gain = float(np.sqrt(np.mean(np.bincount(c, weights=v * v, minlength=g.size))))
-    return mat, lo, hi, gain
+    ks = np.arange(-k_max, k_max + 1)[:, None]
+    i = j[None, :] + ks                                          # (taps, G) native indices
+    ok = (i >= 0) & (i < n_in)
+    ii = np.clip(i, 0, n_in - 1)
+    w = np.where(ok, np.maximum(0.0, 1.0 - np.abs(x[ii] - g[None, :]) / h[None, :]), 0.0)
+    w /= w.sum(axis=0, keepdims=True)
+    # keep only the band of taps with any weight, starting at each point's first used index
+    used = w > 0
+    first = np.argmax(used, axis=0)
+    last = w.shape[0] - 1 - np.argmax(used[::-1], axis=0)
+    taps = int(np.max(last - first)) + 1
+    start_idx = ii[first, np.arange(g.size)]
+    sel = first[None, :] + np.arange(taps)[:, None]
+    inside = sel < w.shape[0]
+    weights = np.where(inside, np.take_along_axis(w, np.minimum(sel, w.shape[0] - 1), axis=0),
+                       0.0)
+    gain = float(np.sqrt(np.mean(np.sum(w * w, axis=0))))
+    return Resampler(start_idx.astype(np.intp), weights, lo, hi, gain)
 
 
 def grid_axis(start: float, stop: float, step: float) -> np.ndarray:
@@ -182,15 +221,13 @@ def grid_axis(start: float, stop: float, step: float) -> np.ndarray:
     return start + step * np.arange(n)
 
 
-def resampler(axis: np.ndarray, start: float, stop: float, step: float
-              ) -> tuple[sp.csr_matrix, int, int, float]:
-    """Sparse resampling matrix from ``axis`` onto the covered part of the grid.
+def resampler(axis: np.ndarray, start: float, stop: float, step: float) -> Resampler:
+    """Resampling operator from ``axis`` onto the covered part of the grid (cached per axis).
 
     Returns
     -------
-    (scipy.sparse.csr_matrix, int, int, float)
-        ``R`` of shape ``(len(axis), hi-lo)`` such that ``Y @ R`` is the resampled batch on
-        ``grid[lo:hi]``; ``lo``/``hi`` bound the covered grid points; the noise gain
+    Resampler
+        ``R.apply(Y)`` is the resampled batch on ``grid[R.lo:R.hi]``; ``R.gain`` the noise gain
         (factor by which white noise sigma shrinks).
     """
     axis = np.ascontiguousarray(axis, dtype=np.float64)
@@ -206,22 +243,49 @@ def resample(y: np.ndarray, axis: np.ndarray, start: float, stop: float, step: f
     (numpy.ndarray, numpy.ndarray)
         Resampled batch ``(n, M)`` and the boolean coverage mask ``(M,)``.
     """
-    mat, lo, hi, _ = resampler(axis, start, stop, step)
+    rs = resampler(axis, start, stop, step)
     m_out = grid_axis(start, stop, step).size
     out = np.zeros((y.shape[0], m_out), dtype=y.dtype)
-    if hi > lo:
-        out[:, lo:hi] = (mat.T @ y.T).T
+    if rs.hi > rs.lo:
+        out[:, rs.lo:rs.hi] = rs.apply(y)
     mask = np.zeros(m_out, dtype=bool)
-    mask[lo:hi] = True
+    mask[rs.lo:rs.hi] = True
     return out, mask
 
 
+@lru_cache(maxsize=16)
+def savgol_coeffs(window: int, polyorder: int) -> np.ndarray:
+    """Savitzky-Golay smoothing coefficients (value at the window centre), float64.
+
+    The least-squares fit of a polynomial of degree ``polyorder`` to ``window`` equally spaced
+    points evaluated at the centre is a fixed linear combination of the points: the first row
+    of the pseudo-inverse of the Vandermonde matrix ``A[i, p] = (i - window // 2) ** p``.
+    """
+    if window % 2 == 0 or polyorder >= window:
+        raise UsageError(f"Savitzky-Golay window {window} must be odd and > polyorder {polyorder}")
+    x = np.arange(window, dtype=np.float64) - window // 2
+    A = x[:, None] ** np.arange(polyorder + 1)[None, :]
+    coef = np.linalg.pinv(A)[0]
+    coef.setflags(write=False)
+    return coef
+
+
 def smooth(y: np.ndarray, window: int = 7, polyorder: int = 3) -> np.ndarray:
-    """Savitzky-Golay smoothing of every row (``window`` < 3 or > row length: unchanged)."""
+    """Savitzky-Golay smoothing of every row (``window`` < 3 or > row length: unchanged).
+
+    Edges repeat the end values (scipy.ndimage ``mode="nearest"``).
+    """
     if window < 3 or y.shape[1] < window:
         return y
     coef = savgol_coeffs(window, polyorder).astype(y.dtype)
-    return convolve1d(y, coef, axis=1, mode="nearest")
+    half = window // 2
+    m = y.shape[1]
+    pad = np.concatenate([np.repeat(y[:, :1], half, axis=1), y,
+                          np.repeat(y[:, -1:], half, axis=1)], axis=1)
+    out = pad[:, 0:m] * coef[0]
+    for k in range(1, window):
+        out += pad[:, k:k + m] * coef[k]
+    return out
 
 
 def normalise(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -352,13 +416,16 @@ class Recipe:
         ax = p["axis"]
         raw = np.atleast_2d(np.asarray(intensity))
         y = raw if raw.dtype in (np.float32, np.float64) else raw.astype(np.float64)
+        y, nonfinite = _sanitise(y)
+        flat = y.max(axis=1) == y.min(axis=1) if y.shape[1] else np.ones(y.shape[0], bool)
         sigma = noise_sigma(y)
-        sat = _saturation(y, p.get("saturation_level"))
+        sat = np.where(flat, 0.0, _saturation(y, p.get("saturation_level")))
         thr = p["despike"].get("threshold")
         spikes = np.zeros(y.shape[0], dtype=np.int64)
         if thr:
             y, spikes = despike(y, float(thr), sigma)
-        mat, lo, hi, gain = resampler(axis, ax["start"], ax["stop"], ax["step"])
+        rsm = resampler(axis, ax["start"], ax["stop"], ax["step"])
+        lo, hi, gain = rsm.lo, rsm.hi, rsm.gain
         m_out = self.axis.size
         n = y.shape[0]
         X = np.zeros((n, m_out), dtype=np.float32)
@@ -366,11 +433,11 @@ class Recipe:
         base_full = np.zeros((n, m_out), dtype=np.float32) if keep_baseline else None
         coverage = np.full(n, (hi - lo) / m_out)
         qc = {"snr": np.zeros(n), "saturation": sat, "fluorescence": np.zeros(n),
-              "coverage": coverage, "spikes": spikes}
+              "coverage": coverage, "spikes": spikes, "nonfinite": nonfinite}
         noise = np.full(n, np.inf)
         norm = np.zeros(n)
         if hi - lo >= 8:
-            yr = np.ascontiguousarray((mat.T.astype(y.dtype) @ y.T).T, dtype=np.float32)
+            yr = np.ascontiguousarray(rsm.apply(y), dtype=np.float32)
             bl_params = {k: v for k, v in p["baseline"].items() if k != "method"}
             base = _baseline.estimate(yr, p["baseline"]["method"], **bl_params).astype(np.float32)
             sig = smooth(yr - base, int(p["smooth"]["window"]), int(p["smooth"]["polyorder"]))
@@ -383,7 +450,7 @@ class Recipe:
             # its baseline; for pure noise the height is then only ~3 smoothed sigma)
             height = np.maximum(sig.max(axis=1).astype(np.float64)
                                 - np.median(sig[:, ::4], axis=1), 0.0)
-            qc["snr"] = height / np.maximum(sigma, 1e-12)
+            qc["snr"] = np.where(flat, 0.0, height / np.maximum(sigma, 1e-12))
             qc["fluorescence"] = np.maximum(base.mean(axis=1), 0.0) / np.maximum(height, 1e-12)
             w = int(p["smooth"]["window"])
             sg_gain = (float(np.sqrt(np.sum(savgol_coeffs(w, int(p["smooth"]["polyorder"])) ** 2)))
@@ -392,6 +459,21 @@ class Recipe:
         if base_full is None:
             base_full = np.zeros((0, m_out), dtype=np.float32)
         return Processed(self.axis, X, qc, signal, base_full, lo, hi, noise, norm, self.to_dict())
+
+
+def _sanitise(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows with non-finite values zeroed (count returned); rows beyond float32 range scaled."""
+    mx = np.max(np.abs(y), axis=1) if y.shape[1] else np.zeros(y.shape[0])
+    bad = ~np.isfinite(mx)
+    big = (mx > 1e30) & ~bad
+    nonfinite = np.zeros(y.shape[0], dtype=np.int64)
+    if bad.any() or big.any():
+        y = y.astype(np.float64, copy=True)
+        if bad.any():
+            nonfinite[bad] = (~np.isfinite(y[bad])).sum(axis=1)
+            y[bad] = 0.0
+        y[big] /= mx[big, None]
+    return y, nonfinite
 
 
 def _saturation(y: np.ndarray, level: float | None) -> np.ndarray:

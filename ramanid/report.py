@@ -29,7 +29,9 @@ import math
 import os
 import sys
 import unicodedata
+from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import accumulate
 from typing import Any, TextIO
 
 from ramanid import i18n
@@ -194,11 +196,30 @@ class _Style:
         return " | " if self.ascii else " · "
 
 
+def _split_long(word: str, width: int) -> list[str]:
+    """Cut a word wider than ``width`` (a long file path) into pieces that fit.
+
+    Pieces end after a ``/`` or ``\\`` when one falls in the second half of the piece, so paths
+    break at directory boundaries; otherwise they are cut at the width.
+    """
+    pieces: list[str] = []
+    while display_width(word) > width:
+        cells = list(accumulate(display_width(ch) for ch in word))
+        cut = max(bisect_right(cells, width), 1)  # characters that fit in the width
+        slash = max(word.rfind("/", 0, cut), word.rfind("\\", 0, cut))
+        if slash + 1 > cut // 2:
+            cut = slash + 1
+        pieces.append(word[:cut])
+        word = word[cut:]
+    return [*pieces, word] if word else pieces
+
+
 def _wrap(text: str, width: int) -> list[str]:
-    """Greedy word wrap by display width (words longer than the width stay whole)."""
+    """Greedy word wrap by display width; a word wider than ``width`` is cut into pieces."""
     lines: list[str] = []
     current = ""
-    for word in text.split():
+    words = [piece for word in text.split() for piece in _split_long(word, max(width, 1))]
+    for word in words:
         trial = f"{current} {word}" if current else word
         if current and display_width(trial) > width:
             lines.append(current)
@@ -390,6 +411,8 @@ def _calibration_line(record: Mapping[str, Any], lang: str) -> str | None:
         return i18n.t("cal.ok", lang, id=ident, age=age_text)
     if state == "missing" and not cal.get("serial"):
         return i18n.t("cal.unknown_device", lang)
+    if state == "missing" and cal.get("id"):  # the device has a record; this scan did not get it
+        return i18n.t("cal.not_applied", lang, id=ident)
     if state in ("missing", "stale", "failed"):
         return i18n.t(f"cal.{state}", lang, id=ident, age=age_text)
     return None

@@ -30,7 +30,8 @@ def _batch(n: int, points: int = 300, seed: int = 0, start: float = 300.0) -> Sp
     meta = [{"source": f"scan{seed}_{i}.csv", "device_serial": f"WP-{i % 3}",
              "laser_nm": 785.0, "integration_ms": 100.0 + i, "averages": i % 4 + 1,
              "timestamp": f"2025-01-01T00:{i // 60 % 60:02d}:{i % 60:02d}Z",
-             "name": None if i % 2 else f"sample {i}"} for i in range(n)]
+             "name": None if i % 2 else f"sample {i}", "simulated": i % 3 == 0}
+            for i in range(n)]
     return SpectrumBatch(axis, rng.normal(1000.0, 50.0, (n, points)), meta)
 
 
@@ -49,6 +50,7 @@ def test_round_trip_values_metadata_and_ids(tmp_path: Path) -> None:
     assert out[0].meta[3]["origin"] == "scan1_3.csv"
     assert out[0].meta[3]["averages"] == 4 and out[0].meta[3]["laser_nm"] == 785.0
     assert out[0].meta[1]["name"] is None and out[0].meta[2]["name"] == "sample 2"
+    assert out[0].meta[3]["simulated"] is True and out[0].meta[4]["simulated"] is False
     # a scan's id does not depend on where it is read from
     assert list(scan_ids(out[0])) == list(scan_ids(b1))
 

@@ -299,3 +299,77 @@ def test_damaged_part_of_an_archive_is_recorded_and_the_job_goes_on(
     assert min(bad) >= lo // 100 * 100 and max(bad) < (hi + 99) // 100 * 100
     assert all(r["verdict"] for i, r in enumerate(rows) if i not in set(bad))
     assert "damaged" in rows[bad[0]]["error"]
+
+
+def test_resume_refuses_when_the_inputs_changed(tmp_path: Path, shared_data: Path) -> None:
+    from ramanid.batch_job import JobConfig, Task
+    from ramanid.batch_task import run_task
+
+    archive = tmp_path / "scans.h5"
+    _synthetic_archive(archive, shared_data, 30)
+    out = tmp_path / "res.jsonl"
+    options = BatchOptions(out=str(out), workers=1, chunk_size=20, resume=True)
+    # the first chunk of an interrupted run, checkpointed as the job itself would
+    config = JobConfig(out=str(out.resolve()), fmt="jsonl", library=None, old_library=None,
+                       chunk_size=20, inputs=(str(archive.resolve()),))
+    config.parts_dir.mkdir()
+    (config.parts_dir / "job.json").write_text(json.dumps({"fingerprint": config.fingerprint()}))
+    run_task(Task(0, "archive", str(archive.resolve()), 0, 20), config)
+    # meanwhile more scans were appended: the last chunk boundary moves
+    from ramanid.io.archive import ArchiveWriter, read_archive
+
+    more = read_archive(archive)[0]
+    late = [{**m, "scan_id": None, "name": f"late {i}"} for i, m in enumerate(more.meta[:15])]
+    with ArchiveWriter(archive, "a", dtype="float32") as w:
+        w.append(SpectrumBatch(more.axis, more.intensity[:15], late))
+    from ramanid.io.archive import ArchiveReader
+
+    with ArchiveReader(archive) as reader:
+        assert reader.group_sizes == [45]           # the late scans joined the last group
+    summary = run_batch([archive], options)     # chunk 0 (0..20) is unchanged: reused
+    assert summary.scans == 45 and len(_rows(out)) == 45
+    # a checkpoint whose chunk now covers other scans is refused
+    config.parts_dir.mkdir()
+    (config.parts_dir / "job.json").write_text(json.dumps({"fingerprint": config.fingerprint()}))
+    run_task(Task(1, "archive", str(archive.resolve()), 20, 30), config)   # planned 20..40 now
+    with pytest.raises(UsageError, match="inputs changed"):
+        run_batch([archive], options)
+
+
+def test_directory_symlink_loop_is_walked_once(tmp_path: Path, shared_data: Path) -> None:
+    from ramanid.batch import walk_files
+
+    d = tmp_path / "scans"
+    (d / "sub").mkdir(parents=True)
+    src = sorted(_older(shared_data).glob("*.csv"))[:2]
+    shutil.copy(src[0], d / src[0].name)
+    shutil.copy(src[1], d / "sub" / src[1].name)
+    (d / "sub" / "loop").symlink_to(d, target_is_directory=True)
+    files = [p.name for p in walk_files(d)]
+    assert sorted(files) == sorted(p.name for p in src)
+
+
+def test_rows_carry_the_fields_of_identify_json(tmp_path: Path, shared_data: Path,
+                                                capsys: pytest.CaptureFixture) -> None:
+    files = sorted(_older(shared_data).glob("*.csv"))
+    assert cli_main(["identify", "--json", *map(str, files)]) in (0, 3)
+    ident = {}
+    for line in capsys.readouterr().out.splitlines():
+        rec = json.loads(line)
+        ident[Path(rec["source"]).name] = rec
+    out = tmp_path / "res.jsonl"
+    run_batch([_older(shared_data)], BatchOptions(out=str(out), workers=1))
+    rows = {Path(r["source"]).name: r for r in _rows(out)}
+    assert set(rows) == set(ident) == {f.name for f in files}
+    for name, rec in ident.items():
+        row = rows[name]
+        assert row["verdict"] == rec["verdict"] and row["reason"] == rec["reason"], name
+        assert row["hazard_level"] == rec["hazard"]["level"]
+        assert row["hazard_substances"] == rec["hazard"]["substances"]
+        assert [c["id"] for c in row["candidates"]] == [c["id"] for c in rec["candidates"]]
+        assert row["top_score"] == pytest.approx(rec["candidates"][0]["score"], abs=2e-4)
+        assert [c["id"] for c in row["components"]] == [c["id"] for c in rec["components"]]
+        assert row["warnings"] == rec["warnings"] and row["calibration"] == rec["calibration"]
+        assert row["library_sha256"] == rec["library"]["sha256"]
+        assert row["recipe"] == rec["recipe"] and row["engine_version"] == rec["engine_version"]
+        assert row["device_serial"] == rec["device_serial"]

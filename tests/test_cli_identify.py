@@ -174,15 +174,29 @@ def test_bad_input_is_one_line_and_exit_1(tmp_path, capsys, name):
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0,
-                    reason="file permissions do not stop root")
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
 def test_unreadable_file(tmp_path, capsys):
     p = tmp_path / "secret.csv"
     p.write_text("1,2\n2,3\n3,4\n")
     p.chmod(0)
-    status = main(["identify", str(p)])
-    assert status == 1
-    _one_line_error(capsys.readouterr().err, "secret.csv")
+    if os.geteuid() != 0:
+        status = main(["identify", str(p)])
+        assert status == 1
+        _one_line_error(capsys.readouterr().err, "secret.csv")
+        return
+    # root ignores file modes: run the command in a child that has dropped to user "nobody"
+    # (ramanid is imported first, while its files are still readable)
+    # (with the stdlib modules they load lazily: the interpreter's own tree may be root-only)
+    code = ("import sys, os, locale, gettext, numpy, ramanid.cli, ramanid.cli.identify\n"
+            "import ramanid.io, ramanid.io.delimited, ramanid.report\n"
+            "ramanid.cli.build_parser()\n"
+            "os.setgid(65534); os.setuid(65534)\n"
+            f"sys.exit(ramanid.cli.main(['identify', {str(p)!r}]))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "NO_COLOR": "1"})
+    assert proc.returncode == 1, proc.stderr
+    _one_line_error(proc.stderr, "secret.csv")
+    assert "permission denied" in proc.stderr.lower()
 
 
 @pytest.mark.timeout(60)
@@ -241,6 +255,31 @@ def test_plot_writes_png_files(tmp_path, older, capsys):
     assert written == ["many-01-toluene.png", "many-02-sulfur.png"]
     assert len(_json_records(captured.out)) == 2  # stdout stays pure JSON
     assert "Plot written" in captured.err
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("target", ["out.txt", "out.jpg", "fig.PNG.bak"])
+def test_plot_with_unsupported_format_is_a_usage_error_before_any_work(tmp_path, older, capsys,
+                                                                       target):
+    status = main(["identify", str(older / "lactose.csv"), "--plot", str(tmp_path / target)])
+    captured = capsys.readouterr()
+    assert status == 2
+    _one_line_error(captured.err, "--plot")
+    assert "unsupported figure format" in captured.err and ".png" in captured.err
+    assert captured.out == ""  # refused before identifying anything
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.timeout(60)
+def test_plot_in_an_unwritable_place_fails_before_any_work(tmp_path, older, capsys):
+    for target in ("/proc/x.png", str(tmp_path / "no-such-dir" / "x.png"), str(tmp_path)):
+        status = main(["identify", str(older / "lactose.csv"), "--plot", target])
+        captured = capsys.readouterr()
+        assert status == 1, target
+        _one_line_error(captured.err, f"cannot write the figure {target}")
+        assert "unexpected" not in captured.err
+        assert captured.out == ""
+    assert list(tmp_path.iterdir()) == []  # the probe file is gone again
 
 
 # -- the shared entry point used by `ramanid scan` ------------------------------------------------
@@ -328,3 +367,44 @@ def test_terminal_that_cannot_show_the_language_gets_plain_english(older):
     text = raw.getvalue().decode("ascii")
     assert status == 3
     assert "DANGER: HIGH HAZARD" in text and "!!" in text and "?" * 5 not in text
+
+
+# -- the device's calibration record applies to its files too (QA 10:28 item 3, 10:42) ----------
+@pytest.mark.timeout(180)
+def test_identify_applies_the_device_calibration_record(tmp_path, shared_data, capsys,
+                                                        monkeypatch):
+    from datetime import datetime, timedelta, timezone
+
+    from ramanid.calibration import CalibrationRecord, save_record, steps
+
+    monkeypatch.setenv("RAMANID_HOME", str(tmp_path / "home"))
+    d = shared_data / "charisma" / "ICV_BW785"
+    scan = str(d / "PST02_iRPlus785_Z020_100_1300ms.txt")  # device serial RUW in the file
+    assert main(["identify", scan, "--json"]) == 0
+    (before,) = _json_records(capsys.readouterr().out)
+    assert before["calibration"]["state"] == "missing" and before["calibration"]["id"] is None
+
+    steps.calibrate_wavelength("RUW", [d / "Ne_785nm_x20_50ms.txt"])
+    rec = steps.calibrate_excitation("RUW", [d / "S0N02_iRPlus785_Z050_100_3200ms.txt"])
+    assert main(["identify", scan, "--json"]) == 0
+    (after,) = _json_records(capsys.readouterr().out)
+    cal = after["calibration"]
+    assert cal["id"] == rec.id and cal["applied"] is True and cal["state"] == "ok"
+    assert after["scan"]["calibration_id"] == rec.id  # "valid" is true: it was applied
+    assert after["scan"]["laser_nm"] == pytest.approx(rec.laser_nm)
+    assert not [w for w in after["warnings"] if w["code"] == "calibration"]
+    assert after["candidates"][0]["name"] == before["candidates"][0]["name"] == "Polystyrene"
+    main(["identify", scan])
+    text = capsys.readouterr().out
+    assert rec.id in text and "none on record" not in text
+
+    # a record that FAILED its checks is not applied, and the verdict says so
+    bad = CalibrationRecord.from_dict({**rec.to_dict(), "passed": False, "id": "x-failed",
+                                       "created": (datetime.now(timezone.utc)
+                                                   + timedelta(seconds=1)).isoformat()})
+    save_record(bad)
+    assert main(["identify", scan, "--json"]) == 0
+    (failed,) = _json_records(capsys.readouterr().out)
+    assert failed["scan"].get("calibration_id") is None
+    assert failed["calibration"]["state"] == "failed" and failed["calibration"]["applied"] is False
+    assert [w["state"] for w in failed["warnings"] if w["code"] == "calibration"] == ["failed"]

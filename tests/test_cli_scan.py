@@ -83,6 +83,34 @@ def test_scan_applies_stored_calibration_record(capsys) -> None:
     assert rec.id in out
 
 
+def test_scan_does_not_apply_a_failed_record_and_says_so(capsys) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from ramanid.calibration import CalibrationRecord, save_record
+
+    good = CalibrationRecord(serial="SIM-WP-0001", kind="excitation", standard="silicon",
+                             laser_nm=784.9, passed=True)
+    save_record(good)
+    bad = CalibrationRecord(serial="SIM-WP-0001", kind="shift", standard="polystyrene",
+                            laser_nm=784.9, passed=False, created=(
+                                datetime.now(timezone.utc) + timedelta(seconds=1)).isoformat())
+    save_record(bad)
+    argv = ["scan", "--device", "sim://wasatch?pace=0&sample=Caffeine", "--integration-ms", "50"]
+    rc = main([*argv, "--json"])
+    captured = capsys.readouterr()
+    (r,) = _json_lines(captured.out)
+    assert rc == 0 and r["candidates"][0]["name"] == "Caffeine"
+    assert r["scan"].get("calibration_id") is None  # neither the failed nor the older record
+    cal = r["calibration"]
+    assert cal["id"] == bad.id and cal["state"] == "failed" and cal["applied"] is False
+    warned = [w for w in r["warnings"] if w["code"] == "calibration"]
+    assert [w["state"] for w in warned] == ["failed"]
+    assert "FAILED" in warned[0]["message"] and "re-calibrate" in warned[0]["message"]
+    assert "FAILED" in captured.err and bad.id in captured.err
+    main(argv)  # the text verdict shows it too
+    assert "FAILED" in capsys.readouterr().out
+
+
 def test_scan_obp_without_laser_is_usage_error(capsys) -> None:
     rc = main(["scan", "--device", "sim://sts?pace=0", "--integration-ms", "10",
                "--option", "target_baud=115200"])
@@ -93,7 +121,7 @@ def test_scan_obp_without_laser_is_usage_error(capsys) -> None:
 def test_scan_unreachable_device_is_one_line(tmp_path, capsys) -> None:
     rc = main(["scan", "--device", str(tmp_path / "ttyNONE"), "--protocol", "wasatch"])
     err = capsys.readouterr().err
-    assert rc == 1 and err.count("\n") == 1 and "cannot open port" in err
+    assert rc == 1 and err.count("\n") == 1 and "cannot open the port" in err
 
 
 def test_scan_device_fault_reported_not_misidentified(capsys) -> None:

@@ -233,8 +233,51 @@ def test_bad_options_are_usage_errors() -> None:
 
 
 def test_unreachable_port_is_device_error(tmp_path) -> None:
-    with pytest.raises(DeviceError, match="cannot open port"):
+    with pytest.raises(DeviceError, match="cannot open the port: No such file or directory"):
         open_device(str(tmp_path / "no-such-tty"), protocol="obp")
+
+
+def _refused_url() -> str:
+    """A socket:// URL on 127.0.0.1 where nothing listens (a port just released)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"socket://127.0.0.1:{port}"
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("protocol", [None, "wasatch", "obp"])
+def test_port_that_cannot_be_opened_reports_the_real_cause(tmp_path, protocol) -> None:
+    from ramanid.drivers.errors import PortUnavailable
+
+    cases = [(str(tmp_path / "ttyNONE"), "No such file or directory", "ramanid devices"),
+             (_refused_url(), "Connection refused", "host and port")]
+    for url, cause, hint in cases:
+        with pytest.raises(PortUnavailable) as exc:
+            open_device(url, protocol)  # without a protocol: no probing of a dead port
+        msg = exc.value.one_line()
+        assert cause in msg and hint in msg, msg
+        assert "no known protocol" not in msg and "Errno" not in msg
+        assert msg.count(";") == 1  # message; one hint
+
+
+@pytest.mark.timeout(30)
+def test_silent_port_hint_names_the_cli_flag() -> None:
+    import os
+    import pty
+
+    master, slave = pty.openpty()  # a real terminal on which no device answers
+    try:
+        with pytest.raises(DeviceError) as exc:
+            open_device(os.ttyname(slave))
+    finally:
+        os.close(master)
+        os.close(slave)
+    msg = exc.value.one_line()
+    assert "no known protocol answered" in msg and "--protocol obp|wasatch" in msg
+    assert "protocol=" not in msg
 
 
 def test_obp_silent_baud_switch_profile() -> None:

@@ -192,3 +192,33 @@ def test_pack_batch_and_identify_agree_scan_by_scan(tmp_path, env):
                                                             abs=1e-3), name
             assert row["hazard_level"] == rec["hazard"]["level"], name
     assert by_arch["ammonium nitrate.csv"]["hazard_level"] == "high"
+
+
+def test_device_calibration_reaches_every_later_verdict(tmp_path, env):
+    """scan a standard -> calibrate shift -> calibration show -> scan: the verdict names the
+    record that was applied, with its state, and warns unless that state is ok."""
+    sim = "sim://wasatch?pace=0&seed=1&sample="
+    r = ramanid("scan", "--device", sim + "Polystyrene", "--integration-ms", "500",
+                "--averages", "4", "--dark", "--json", "--save", "ps.csv", env=env, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    (first,) = json_lines(r.stdout)
+    serial = first["device_serial"]
+    assert any(w["code"] == "calibration" for w in first["warnings"])  # none on record yet
+
+    r = ramanid("calibrate", "shift", "--device", serial, "ps.csv", env=env, cwd=tmp_path)
+    assert r.returncode in (0, 1) and "record" in r.stdout, r.stdout + r.stderr  # 1 = FAIL saved
+    r = ramanid("calibration", "show", "--json", env=env, cwd=tmp_path)
+    (status,) = json.loads(r.stdout)
+    assert status["serial"] == serial and status["state"] in ("ok", "failed")
+    assert (status["state"] == "ok") == (status["warning"] is None)
+
+    r = ramanid("scan", "--device", sim + "caffeine", "--json", env=env, cwd=tmp_path)
+    (later,) = json_lines(r.stdout)
+    assert later["candidates"][0]["name"] == "Caffeine"
+    cal = later["calibration"]
+    assert isinstance(cal, dict) and cal["id"] == status["id"] and cal["state"] == status["state"]
+    warned = [w for w in later["warnings"] if w["code"] == "calibration"]
+    if status["state"] == "ok":
+        assert warned == []
+    else:
+        assert [w["state"] for w in warned] == [status["state"]]

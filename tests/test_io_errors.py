@@ -183,3 +183,54 @@ def test_fuzz_spc_header(shared_data: Path, tmp_path_factory: pytest.TempPathFac
         return
     for x in b:
         assert np.all(np.diff(x.axis) > 0)
+
+
+# -- non-Raman axes: readable, not identifiable (QA 10:28) ----------------------------------------
+LANCASHIRE = "formats/jcamp/data/Robert_J_Lancashire_test_data"
+NON_RAMAN = [("formats/spc/test_data/NMR_FID.SPC", "seconds"),
+             ("formats/spc/test_data/s_xy.spc", "minutes"),
+             (f"{LANCASHIRE}/pktab2.jdx", "m/z"),
+             (f"{LANCASHIRE}/ofid1.jdx", "seconds"),
+             (f"{LANCASHIRE}/o01.jdx", "Hz")]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("name,what", NON_RAMAN)
+def test_non_raman_axes_are_read_but_refused_for_identification(shared_data: Path, name: str,
+                                                                 what: str) -> None:
+    from ramanid.io import require_raman
+
+    path = shared_data / name
+    for batch in read_batches(path):  # reading (e.g. to convert) keeps working
+        assert batch.meta[0]["x_units"] != "cm-1"
+        with pytest.raises(InputError) as exc:
+            require_raman(batch, path)
+        msg = exc.value.one_line()
+        assert str(path) in msg and what in msg and "not a Raman spectrum" in msg
+    proc = subprocess.run([sys.executable, "-m", "ramanid", "identify", str(path)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "not a Raman spectrum" in lines[0] and what in lines[0]
+
+
+def test_raman_and_converted_nm_axes_pass_require_raman(tmp_path: Path) -> None:
+    from ramanid.io import require_raman
+
+    f = tmp_path / "nm.csv"
+    f.write_text("wavelength_nm,counts\n800,1\n801,2\n802,3\n")
+    batch = read(f, laser_nm=785)
+    assert require_raman(batch) is batch
+    g = tmp_path / "shift.csv"
+    g.write_text("100,1\n101,2\n102,3\n")
+    assert require_raman(read(g)).meta[0]["x_units"] == "cm-1"
+
+
+def test_multi_axis_message_names_no_python_api_alone(shared_data: Path) -> None:
+    path = shared_data / LANCASHIRE / "blckpkt1.jdx"
+    with pytest.raises(InputError) as exc:
+        read(path)
+    msg = exc.value.one_line()
+    assert "groups of spectra on different axes" in msg
+    assert "ramanid commands read each group" in msg
+    assert "ramanid.io.read_batches" not in msg

@@ -14,7 +14,7 @@ import pytest
 
 from ramanid.cli import main
 from ramanid.io import read
-from ramanid.library import load_library
+from ramanid.library import library_differences, load_library
 
 pytestmark = pytest.mark.timeout(120)  # every test here does real file I/O
 
@@ -224,7 +224,11 @@ def test_bundled_default_is_not_changed_in_place(home):
 def test_build_from_catalogue_command(tmp_path):
     out = tmp_path / "d.h5"
     assert main(["library", "build", str(CATALOGUE), "--out", str(out)]) == 0
-    assert load_library(out).sha256 == load_library().sha256
+    # Same content as the shipped file (metadata and raw spectra exact, processed rows to 1e-5):
+    # the library hash covers float32 bits that another BLAS/numpy may round differently.
+    built, shipped = load_library(out), load_library()
+    assert library_differences(shipped, built) == []
+    assert [e.id for e in built.all_entries] == [e.id for e in shipped.all_entries]
 
 
 def test_encrypted_key_needs_its_passphrase(lab, tmp_path, monkeypatch):

@@ -146,6 +146,23 @@ def test_banner_lines_have_equal_width_in_every_language():
         assert len({display_width(ln) for ln in box}) == 1, lang
 
 
+@pytest.mark.parametrize("ascii_only", [False, True])
+def test_long_paths_stay_inside_the_frame_in_every_language(ascii_only):
+    long = "/tmp/v/lib/python3.11/site-packages/" + "very-long-directory-name/" * 4
+    recs = [_record("extreme", [FENTANYL], source=long + "fentanyl_sample.csv"),
+            _record("high", ["ammonium nitrate"], source=long + "ammonium_nitrate.csv"),
+            _record("high", ["ammonium nitrate"], source="x" * 150 + ".csv")]
+    edge = "!" if ascii_only else "╔║╚"
+    for lang in i18n.LANGS:
+        text = render_text(recs, lang, color=False, ascii_only=ascii_only)
+        box = [ln for ln in text.splitlines() if ln[:1] and ln[:1] in edge]
+        assert box and len({display_width(ln) for ln in box}) == 1, lang
+        flat = "".join(ln[4:-4].strip() if ascii_only else ln[3:-3].strip() for ln in box)
+        # nothing is lost: the whole path can still be read off the wrapped lines
+        assert (long + "ammonium_nitrate.csv:").replace(" ", "") in flat.replace(" ", "")
+        assert "x" * 150 in flat
+
+
 def test_ascii_fallback_has_no_box_characters():
     text = render_text([_record("extreme", [FENTANYL])], "en", color=False, ascii_only=True)
     assert text.isascii()
@@ -190,6 +207,20 @@ def test_unknown_hazard_level_is_treated_as_extreme():
 
 
 # -- sections -------------------------------------------------------------------------------------
+def test_calibration_line_never_calls_an_unapplied_record_valid():
+    base = {"serial": "RUW", "age_days": 0.2, "applied": False}
+    cases = {"missing": ("cal-9", "NOT applied"), "failed": ("cal-8", "FAILED")}
+    for state, (ident, word) in cases.items():
+        rec = _record(calibration={**base, "state": state, "id": ident}, device_serial="RUW")
+        line = next(ln for ln in render_text([rec], "en", color=False).splitlines()
+                    if ln.startswith("Calibration"))
+        assert word in line and ident in line and "valid" not in line, line
+        for lang in i18n.LANGS:
+            assert ident in render_text([rec], lang, color=False)
+    none = _record(calibration={**base, "state": "missing", "id": None}, device_serial="RUW")
+    assert "none on record" in render_text([none], "en", color=False)
+
+
 def test_candidates_qc_calibration_and_translated_warnings():
     rec = _record(
         "none", verdict="no_match",

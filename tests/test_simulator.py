@@ -33,8 +33,26 @@ def _detector(sample, **kw) -> DetectorModel:
 def test_sample_is_measured_file(caffeine) -> None:
     assert "caffeine" in caffeine.source.lower() and "enlighten" in caffeine.source.lower()
     assert np.all(np.diff(caffeine.shift) > 0)
-    with pytest.raises(InputError, match="no reference spectrum"):
+    with pytest.raises(InputError, match="no measured spectrum") as exc:
         load_sample("no such substance 42")
+    msg = exc.value.one_line()
+    assert "ramanid library list" in msg and "shared/data" not in msg  # no checkout paths
+
+
+@pytest.mark.timeout(60)
+def test_unknown_sample_on_the_command_line_is_one_clear_line(capsys) -> None:
+    from ramanid.cli import main
+
+    assert main(["scan", "--device", "sim://wasatch?pace=0&sample=Fentanyl"]) == 1
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and captured.out == ""
+    line = lines[0]
+    assert line.startswith("ramanid: error: sim://wasatch: no measured spectrum called 'Fentanyl'")
+    assert "modelled entries are not simulated" in line and "ramanid library list" in line
+    # one hint only: none of the port-opening advice glued on
+    assert "cannot open port" not in line and "no other program" not in line
+    assert "shared/data" not in line and "pace=0" not in line
 
 
 def test_reference_band_lands_where_calibration_puts_it(caffeine) -> None:

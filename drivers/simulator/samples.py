@@ -79,8 +79,10 @@ def find_sample_file(name: str) -> Path:
         for f in sorted(folder.glob("*.csv")):
             if f.stem.lower() == wanted:
                 return f
-    raise InputError(f"no reference spectrum called {name!r}", source=str(root),
-                     hint="give a file path, or a name from ../shared/data/enlighten/library")
+    raise InputError(f"no measured spectrum called {name!r} (the simulator only uses measured "
+                     "references; modelled entries are not simulated)",
+                     hint="give a spectrum file, or the name of a measured entry from "
+                          "`ramanid library list`")
 
 
 @functools.lru_cache(maxsize=64)

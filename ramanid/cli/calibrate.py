@@ -25,6 +25,17 @@ examples:
 """
 
 
+def serial_arg(text: str) -> str:
+    """argparse type of ``--device SERIAL``: refuse path separators and ``..`` (exit 2)."""
+    from ramanid.calibration import check_serial
+    from ramanid.errors import UsageError
+
+    try:
+        return check_serial(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(f"{exc.message}; {exc.hint}") from None
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``calibrate`` and its steps to the command line."""
     p = subparsers.add_parser(
@@ -33,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     steps = p.add_subparsers(dest="step", metavar="STEP")
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--device", required=True, metavar="SERIAL",
+    common.add_argument("--device", required=True, metavar="SERIAL", type=serial_arg,
                         help="serial number of the instrument (record key)")
     common.add_argument("--laser", type=float, metavar="NM",
                         help="nominal laser wavelength (required for two-column files)")
@@ -123,12 +134,14 @@ def _band_table(rows, after: bool = False) -> None:
     for r in rows:
         if r["measured_cm1"] is None:
             print(f"  {r['reference_cm1']:9.1f}   {'-':>8}   {'-':>5}" + ("   " + " " * 5
-                  if after else "") + "     -  not found")
+                  if after else "") + "     -  not found, not judged")
             continue
         line = f"  {r['reference_cm1']:9.1f}   {r['measured_cm1']:8.2f}   {r['error_cm1']:+5.2f}"
         if after:
             line += f"   {r['error_after_cm1']:+5.2f}"
-        line += f"  {r['snr']:5.0f}  {'pass' if r['pass'] else 'FAIL'}"
+        result = ("weak, not judged" if not r.get("judged", True)
+                  else "pass" if r["pass"] else "FAIL")
+        line += f"  {r['snr']:5.0f}  {result}"
         print(line)
 
 

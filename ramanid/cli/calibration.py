@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from ramanid.cli.calibrate import serial_arg
+
 EPILOG = """\
 examples:
   ramanid calibration show                      # every device with its state
@@ -24,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="action", metavar="ACTION")
     show = sub.add_parser("show", help="list devices or show one device's calibration")
-    show.add_argument("serial", nargs="?", metavar="SERIAL")
+    show.add_argument("serial", nargs="?", metavar="SERIAL", type=serial_arg)
     show.add_argument("--history", action="store_true", help="every record, oldest first")
     show.add_argument("--json", action="store_true", help="machine-readable output")
     show.set_defaults(func=_show)
@@ -32,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     chk = sub.add_parser("check", help="qualification: reference-band errors, pass/fail",
                          description="Measure a standard on the device's calibrated axis and "
                                      "report each ASTM E1840 band's error and pass/fail.")
-    chk.add_argument("--device", required=True, metavar="SERIAL")
+    chk.add_argument("--device", required=True, metavar="SERIAL", type=serial_arg)
     chk.add_argument("file", metavar="FILE", help="spectrum of the standard")
     chk.add_argument("--tolerance", type=float, default=1.0, metavar="CM1",
                      help="pass/fail tolerance per band (1.0 cm-1)")
@@ -96,6 +98,7 @@ def _show(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     from ramanid.calibration.records import calibration_status
+    from ramanid.calibration.shift import JUDGE_MIN_SNR
     from ramanid.calibration.steps import check_standard
     from ramanid.cli.calibrate import _band_table
     from ramanid.errors import UsageError
@@ -115,6 +118,8 @@ def _check(args: argparse.Namespace) -> int:
         print(f"device {args.device}: {res['compound']} check, tolerance "
               f"{args.tolerance:g} cm-1, calibration {cal['id'] or 'none'} ({cal['state']})")
         _band_table(res["bands"])
-        print(f"{res['n_pass']} of {sum(r['in_range'] for r in res['bands'])} bands in range "
-              f"pass: {'PASS' if res['passed'] else 'FAIL'}")
+        n_range = sum(r["in_range"] for r in res["bands"])
+        print(f"{res['n_pass']} of {res['n_judged']} judged bands pass ({n_range} in range; "
+              f"bands with SNR < {JUDGE_MIN_SNR:g} or not found are not judged): "
+              f"{'PASS' if res['passed'] else 'FAIL'}")
     return 0 if res["passed"] else 1

@@ -128,14 +128,14 @@ def error_line(exc: BaseException, source: str | None = None) -> str:
             "(please report this with the file)")
 
 
-def _calibration_for(serial: str | None) -> dict[str, Any] | None:
-    """``ramanid.calibration.calibration_status(serial)`` when the calibration part provides it."""
+def _calibration_for(meta: Mapping[str, Any]) -> dict[str, Any] | None:
+    """``ramanid.calibration.scan_calibration(meta)``: the calibration applied to this scan."""
     try:
-        from ramanid.calibration import calibration_status
+        from ramanid.calibration import scan_calibration
     except ImportError:
         return None
     try:
-        return dict(calibration_status(serial))
+        return dict(scan_calibration(dict(meta)))
     except Exception:  # a broken calibration store must not stop an identification
         return None
 
@@ -148,13 +148,62 @@ def _complete_record(record: dict[str, Any], meta: Mapping[str, Any],
         record["operator"] = operator if operator is not None else meta.get("operator")
     if "case_id" not in record or _opt(options, "case") is not None:
         record["case_id"] = _opt(options, "case")
-    if "calibration" not in record:
-        status = _calibration_for(record.get("device_serial") or meta.get("device_serial"))
+    if not isinstance(record.get("calibration"), Mapping):
+        # the status of the record APPLIED to this scan (not merely the device's), and exactly
+        # one calibration warning that agrees with it
+        status = _calibration_for(meta)
         if status is not None:
             record["calibration"] = status
+            warnings = [w for w in record.get("warnings") or []
+                        if not (isinstance(w, Mapping) and w.get("code") == "calibration")]
+            if status.get("warning"):
+                warnings.append({"code": "calibration", "state": status["state"],
+                                 "message": status["warning"]})
+            record["warnings"] = warnings
     if meta.get("simulated"):
         record["simulated"] = True
     return record
+
+
+PLOT_FORMATS = (".png", ".pdf", ".svg")
+
+
+def check_plot_target(out: str | Path | None) -> None:
+    """Refuse a ``--plot`` target that cannot be written, before any work is done.
+
+    Raises
+    ------
+    ramanid.errors.UsageError
+        The extension is not a figure format (``.png``, ``.pdf``, ``.svg``; none means PNG).
+    ramanid.errors.InputError
+        The figure's directory does not exist or does not accept a new file (probed by creating
+        and removing a temporary file there), or the target is a directory.
+    """
+    import os
+    import tempfile
+
+    from ramanid.errors import InputError, UsageError
+
+    if not out:
+        return
+    path = Path(out)
+    suffix = path.suffix.lower()
+    if suffix and suffix not in PLOT_FORMATS:
+        raise UsageError(f"unsupported figure format {suffix!r}",
+                         source="--plot", hint=f"use {', '.join(PLOT_FORMATS)}")
+    if path.is_dir():
+        raise InputError(f"cannot write the figure {path}: it is a directory",
+                         hint="give a file name, e.g. --plot result.png")
+    parent = path.parent
+    try:
+        fd, probe = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".check")
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        hint = (f"the directory {parent} does not exist" if not parent.is_dir()
+                else "choose a directory you can write to")
+        raise InputError(f"cannot write the figure {path}: {reason}", hint=hint) from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def plot_paths(out: str | Path, sources: Sequence[str]) -> list[Path]:
@@ -227,6 +276,7 @@ def run_identification(batch_or_batches: Any, options: Any = None, *, input_erro
     stdout = sys.stdout if stdout is None else stdout
     stderr = sys.stderr if stderr is None else stderr
     options = {} if options is None else options
+    check_plot_target(_opt(options, "plot"))
     batches = ([batch_or_batches] if isinstance(batch_or_batches, SpectrumBatch)
                else list(batch_or_batches))
     lang = i18n.resolve_lang(_opt(options, "lang"))
@@ -276,6 +326,11 @@ def run_identification(batch_or_batches: Any, options: Any = None, *, input_erro
         for path, record, (batch, row) in zip(paths, records, scans, strict=True):
             try:
                 written = plot_result(record, batch[row], library, path, lang=lang)
+            except OSError as exc:  # disk full, directory gone since the check, ...
+                print(f"ramanid: error: cannot write the figure {path}: "
+                      f"{exc.strerror or exc}", file=stderr)
+                errors += 1
+                continue
             except Exception as exc:  # a figure that fails must not hide the verdicts
                 print(error_line(exc, str(path)), file=stderr)
                 errors += 1
@@ -288,24 +343,82 @@ def read_inputs(paths: Sequence[str], *, laser_nm: float | None = None,
                 stderr: TextIO | None = None) -> tuple[list[Any], int]:
     """Read every file; print a one-line error for each that fails and go on.
 
+    Files whose x axis is not Raman shift (time, m/z, Hz, ...) count as failed.
+
     Returns the batches read and the number of files that failed.
     """
-    from ramanid.io import read_batches
+    from ramanid.io import read_batches, require_raman
 
     stderr = sys.stderr if stderr is None else stderr
     batches: list[Any] = []
     failed = 0
     for path in paths:
         try:
-            batches.extend(read_batches(path, laser_nm=laser_nm))
+            # a chromatogram, NMR or mass spectrum is readable but not identifiable
+            batches.extend([require_raman(b, path) for b in read_batches(path, laser_nm=laser_nm)])
         except Exception as exc:  # every bad file: one line, then the next file
             print(error_line(exc, path), file=stderr)
             failed += 1
     return batches, failed
 
 
+def apply_device_calibrations(batches: Sequence[Any], *,
+                              stderr: TextIO | None = None) -> list[Any]:
+    """Put file scans on their device's calibrated axis, as ``ramanid scan`` does live.
+
+    For the rows of each batch whose ``device_serial`` has a usable calibration record
+    (:func:`ramanid.calibration.usable_record`: not FAILED) and that carry no ``calibration_id``
+    yet (a scan saved by ``ramanid scan`` already had it applied), the record is applied with
+    :func:`ramanid.calibration.apply_calibration` and the rows get its ``calibration_id``. A
+    record that cannot be applied to a file leaves its rows as they are, with a warning line on
+    ``stderr``; the verdict then says the calibration was not applied.
+    """
+    from ramanid.errors import CalibrationError
+
+    stderr = sys.stderr if stderr is None else stderr
+    try:
+        from ramanid.calibration import apply_calibration, usable_record
+    except ImportError:  # pragma: no cover - calibration part absent
+        return list(batches)
+    out: list[Any] = []
+    records: dict[str, Any] = {}
+    for batch in batches:
+        serials = [None if m.get("calibration_id") else m.get("device_serial")
+                   for m in batch.meta]
+        todo = {s for s in serials if s}
+        if not todo:
+            out.append(batch)
+            continue
+        for serial in todo:
+            if serial not in records:
+                try:
+                    records[serial] = usable_record(serial)
+                except Exception:  # a broken calibration store must not stop identification
+                    records[serial] = None
+        if not any(records[s] for s in todo):
+            out.append(batch)
+            continue
+        groups: dict[str | None, list[int]] = {}
+        for row, serial in enumerate(serials):
+            groups.setdefault(serial if serial and records.get(serial) else None, []).append(row)
+        for serial, rows in groups.items():
+            part = batch if len(groups) == 1 else batch[rows]
+            if serial is None:
+                out.append(part)
+                continue
+            record = records[serial]
+            try:
+                out.append(apply_calibration(part, record))
+            except CalibrationError as exc:
+                print(f"ramanid: warning: calibration {record.id} of device {serial} not "
+                      f"applied to {part.sources()[0]}: {exc.message}", file=stderr)
+                out.append(part)
+    return out
+
+
 def main(args: argparse.Namespace) -> int:
     """Handler of ``ramanid identify``."""
+    check_plot_target(args.plot)  # a bad --plot fails before any file is read
     batches, failed = read_inputs(args.files, laser_nm=args.laser_nm)
     if not batches:
         # nothing could be read: report it, no library needed
@@ -314,4 +427,4 @@ def main(args: argparse.Namespace) -> int:
         if not args.json and len(args.files) > 1:
             _emit(render_summary([], failed, i18n.resolve_lang(args.lang)) + "\n", sys.stdout)
         return 1
-    return run_identification(batches, args, input_errors=failed)
+    return run_identification(apply_device_calibrations(batches), args, input_errors=failed)

@@ -85,6 +85,12 @@ def acquire_batch(args: argparse.Namespace, stderr=None):
     with open_device(args.device, args.protocol, **options) as dev:
         serial = dev.identity.serial
         record = load_record(serial)
+        if record is not None and not record.passed:
+            # a record that failed its own checks is not applied; the verdict warns
+            print(f"ramanid: warning: calibration {record.id} of device {serial} FAILED its "
+                  "checks and is not applied (factory calibration used); re-calibrate",
+                  file=stderr)
+            record = None
         if dev.laser_enabled is False:
             dev.set_laser(True)
         dark = dev.acquire_dark() if args.dark else None
@@ -116,8 +122,9 @@ def acquire_batch(args: argparse.Namespace, stderr=None):
 
 def run(args: argparse.Namespace) -> int:
     """Handler of ``ramanid scan``."""
-    from ramanid.cli.identify import run_identification
+    from ramanid.cli.identify import check_plot_target, run_identification
 
+    check_plot_target(args.plot)  # before the laser is switched on
     batch = acquire_batch(args)
     if args.operator:
         batch.meta[0]["operator"] = args.operator

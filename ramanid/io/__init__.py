@@ -10,6 +10,9 @@ Public API
     ``csv``, ``jcamp`` or ``ramanid-h5``; chosen from the extension when not given. Atomic.
 ``detect_format(path) -> str``
     One of :data:`FORMATS`.
+``require_raman(batch, source=None) -> SpectrumBatch``
+    Refuse (``InputError``) a batch whose x axis is not Raman shift: files read with their own
+    time, m/z, Hz, ppm ... axis are fine to read and convert, not to identify.
 
 Every problem with a file raises :class:`ramanid.errors.InputError` whose one-line message names
 the file, the problem and what to do. Importing this package is light: numpy only; h5py is
@@ -22,11 +25,11 @@ import re
 from pathlib import Path
 
 from ramanid.errors import InputError, UsageError
-from ramanid.io._common import PathLike, decode_text, is_binary, load_bytes
+from ramanid.io._common import PathLike, decode_text, is_binary, load_bytes, require_raman
 from ramanid.spectrum import SpectrumBatch
 
 __all__ = ["FORMATS", "READ_EXTENSIONS", "WRITE_FORMATS", "detect_format", "read",
-           "read_batches", "write"]
+           "read_batches", "require_raman", "write"]
 
 #: Format names accepted by ``format=`` and returned by :func:`detect_format`.
 FORMATS = ("enlighten-csv", "csv", "bwtek", "horiba", "jcamp", "spc", "ramanid-h5")
@@ -167,8 +170,8 @@ def read(path: PathLike, *, format: str | None = None,
     if all(b.axis.shape == first.axis.shape and (b.axis == first.axis).all() for b in batches):
         return SpectrumBatch.concat(batches)
     raise InputError(f"the file holds {len(batches)} groups of spectra on different axes",
-                     source=path, hint="read it with ramanid.io.read_batches, or resample "
-                     "the spectra onto one axis")
+                     source=path, hint="the ramanid commands read each group separately; "
+                     "in Python use read_batches(), or resample the spectra onto one axis")
 
 
 def _read_archive(path: Path) -> list[SpectrumBatch]:

@@ -281,3 +281,37 @@ def make_batch(axis: np.ndarray, intensity: np.ndarray, meta: list[dict[str, Any
         raise InputError("the spectral axis is not monotonic", source=src,
                          hint="sort the file by its axis column")
     return SpectrumBatch(x, y, meta)
+
+
+#: What a declared non-Raman x unit says the file is (for the refusal message).
+_NOT_RAMAN = {"s": "seconds", "seconds": "seconds", "sec": "seconds", "ms": "milliseconds",
+              "us": "microseconds", "ns": "nanoseconds", "min": "minutes", "hours": "hours",
+              "days": "days", "years": "years", "m/z": "m/z (a mass spectrum)",
+              "mass units": "mass units (a mass spectrum)", "hz": "Hz (an NMR spectrum)",
+              "khz": "kHz", "mhz": "MHz", "ghz": "GHz", "ppm": "ppm (an NMR spectrum)",
+              "arbitrary": "arbitrary units", "nm (wavelength)": "nm with no laser wavelength",
+              "um": "micrometres (an infrared spectrum)"}
+
+
+def require_raman(batch: SpectrumBatch, source: PathLike | None = None) -> SpectrumBatch:
+    """Return ``batch`` if its x axis is Raman shift (cm-1), else raise ``InputError``.
+
+    The readers keep a non-Raman file's own axis (time, m/z, Hz, ppm, ...) and record its unit
+    in ``meta["x_units"]``, so such files can still be read and converted; identifying them
+    against a Raman library would be meaningless, so commands that identify call this first.
+    A wavelength axis read without a laser wavelength is refused with the ``--laser-nm`` hint.
+    """
+    units = {str(m.get("x_units") or "cm-1") for m in batch.meta} or {"cm-1"}
+    bad = sorted(units - {"cm-1"})
+    if not bad:
+        return batch
+    unit = bad[0]
+    src = source if source is not None else (batch.meta[0].get("source") if batch.meta else None)
+    if unit == "nm (wavelength)":
+        raise InputError("the x axis is wavelength in nm and the laser wavelength is unknown, "
+                         "so it cannot be turned into Raman shift", source=src,
+                         hint="if this is a Raman scan, pass --laser-nm (e.g. --laser-nm 785)")
+    what = _NOT_RAMAN.get(unit.lower(), unit)
+    raise InputError(f"the x axis is in {what}, not Raman shift (cm-1) or wavelength (nm): "
+                     "this is not a Raman spectrum", source=src,
+                     hint="check that this is the scan file you meant")

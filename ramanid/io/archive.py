@@ -15,8 +15,8 @@ Layout (format version 1)
                               asked for float32 / an integer count type)
         scan_id               fixed 32-byte ASCII, the stable id of each scan (see
                               :func:`scan_ids`), computed once when the scan is written
-        meta/<key>            one column per metadata key: int64, float64 (NaN = unknown) or
-                              UTF-8 strings ("" = unknown)
+        meta/<key>            one column per metadata key: bool, int64, float64 (NaN = unknown)
+                              or UTF-8 strings ("" = unknown)
 
 Scans are numbered ``0 .. n_scans-1`` in write order (groups in name order, rows within a
 group); a scan's ``source`` when read back is ``"<archive path>#<index>"`` and the source it was
@@ -359,9 +359,12 @@ def h5py_is_string(ds: Any) -> bool:
 
 # -- writing ---------------------------------------------------------------------------------------
 def _column_kind(values: Sequence[Any]) -> str:
-    """'i' (all ints), 'f' (numbers, some unknown) or 's' (anything else, or all unknown)."""
+    """'b' (all booleans), 'i' (all ints), 'f' (numbers, some unknown) or 's' (anything else,
+    or all unknown)."""
     if all(v is None for v in values):
         return "s"
+    if all(isinstance(v, (bool, np.bool_)) for v in values):
+        return "b"
     kind = "i"
     for v in values:
         if v is None or (isinstance(v, (float, np.floating)) and math.isnan(v)):
@@ -378,6 +381,8 @@ def _column_kind(values: Sequence[Any]) -> str:
 
 
 def _column_array(values: Sequence[Any], kind: str) -> np.ndarray:
+    if kind == "b":
+        return np.asarray(values, dtype=bool)
     if kind == "i":
         return np.asarray(values, dtype=np.int64)
     if kind == "f":
