@@ -230,6 +230,7 @@ def part2(bench: Bench, reps: int, seed: int) -> None:
     alarms = {m: [] for m, _ in METHODS}
     t0 = time.perf_counter()
     seen = set()
+    alarmed: list[str] = []
     for n in names:
         sub = bench.meta[n].substance
         if sub in seen:
@@ -241,11 +242,14 @@ def part2(bench: Bench, reps: int, seed: int) -> None:
         for m, _ in METHODS:
             ok[m] += [p is None for p, _ in res[m]]
             alarms[m] += [a for _, a in res[m]]
+        if any(a for _, a in res[METHODS[0][0]]):
+            alarmed.append(n)
     print(f"{'hold-out unknowns (' + str(len(seen)) + ' substances)':40s} "
           + " ".join(f"{pct(np.mean(ok[m])):>10s}" for m, _ in METHODS)
           + f"   [{time.perf_counter() - t0:.0f} s]")
     print(f"{'  hazard alarms on those unknowns':40s} "
           + " ".join(f"{pct(np.mean(alarms[m])):>10s}" for m, _ in METHODS))
+    print(f"    ({METHODS[0][0]} alarmed on: {', '.join(alarmed) or 'none'})")
 
 
 def part3(bench: Bench, reps: int, seed: int) -> None:

@@ -219,10 +219,10 @@ class Device(ABC):
         """Acquire a dark spectrum with the laser off, then restore the laser state."""
         was_on = self.laser_enabled
         if was_on is None:
-            raise DeviceUnsupported("this device cannot switch its laser for a dark scan",
+            raise DeviceUnsupported("this device cannot switch its laser off for a dark scan",
                                     source=self.url,
-                                    hint="block the excitation, call acquire() and pass it as "
-                                         "dark=")
+                                    hint="scan without --dark, or (OBP with the laser on the "
+                                         "lamp output) pass --option laser_line=lamp")
         if was_on:
             self.set_laser(False)
         try:

@@ -329,8 +329,8 @@ class ObpDevice(Device):
         """Switch the laser through the lamp-enable line (ACK-verified; no read-back exists)."""
         if self.opts.laser_line != "lamp":
             raise DeviceUnsupported("no laser control on this OBP profile", source=self.url,
-                                    hint="open with laser_line='lamp' if the laser is wired "
-                                         "to the lamp output")
+                                    hint="if the laser is wired to the lamp output, pass "
+                                         "--option laser_line=lamp")
         self.command(obp.MSG_SET_LAMP_ENABLE, bytes([1 if on else 0]))
         self._lamp = bool(on)
 

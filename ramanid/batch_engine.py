@@ -32,7 +32,8 @@ QC_COLUMNS = ("snr", "saturation", "fluorescence", "coverage")
 VERDICT_COLUMNS = ("verdict", "reason", "hazard_level", "hazard_substances", "hazard_message",
                    "top_id", "top_name", "top_score", "candidates", "components", "qc",
                    *(f"qc_{k}" for k in QC_COLUMNS), "shift_cm1", "residual_r",
-                   "best_provenance", "warnings", "library_version", "library_sha256",
+                   "best_provenance", "warnings", "calibration", "library_version",
+                   "library_sha256",
                    "recipe", "engine_version")
 
 
@@ -55,9 +56,12 @@ def make_engine_processor(library: str | None) -> Callable[[SpectrumBatch], batc
     return process
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=batch_io._json_default)
+
+
 def dumps(obj: Any) -> str:
-    """Compact JSON text (the form of every JSON column)."""
-    return json.dumps(obj, default=batch_io._json_default, separators=(",", ":"))
+    """Compact JSON text (the form of every JSON column); one encoder reused for speed."""
+    return _ENCODER.encode(obj)
 
 
 def _num(v: Any) -> float | None:
@@ -85,6 +89,7 @@ def _record_row(r: dict[str, Any], recipe_text: dict[int, str]) -> dict[str, Any
         "qc": dumps(qc), "shift_cm1": _num(r.get("shift_cm1")),
         "residual_r": _num(r.get("residual_r")), "best_provenance": r.get("best_provenance"),
         "warnings": dumps(r.get("warnings") or []),
+        "calibration": None if r.get("calibration") is None else dumps(r.get("calibration")),
         "library_version": lib.get("version"), "library_sha256": lib.get("sha256"),
         "recipe": recipe_text[id(recipe)], "engine_version": r.get("engine_version"),
     }
@@ -118,17 +123,11 @@ class _EntryText:
         self.provenance = np.array([getattr(e, "provenance_kind", "measured")
                                     for e in entries], dtype=object)
         self.unmeasured = ~np.asarray(ident.measured, dtype=bool)
-        self.t_entry = np.asarray(ident.thresholds.t_entry, dtype=np.float64)
         lib = ident.library
         self.version = getattr(lib, "version", None)
         self.sha256 = getattr(lib, "sha256", None)
         self.recipe = dumps(ident.recipe.to_dict())
         self.engine_version = ENGINE_VERSION
-        self.class_warnings = list(ident._class_warnings)
-        self.warn_cal = dumps([*self.class_warnings, {
-            "code": "calibration", "state": "missing",
-            "message": "no calibration record was applied to this scan"}])
-        self.warn_plain = dumps(self.class_warnings)
 
 
 _TEXT: dict[int, tuple[Any, _EntryText]] = {}
@@ -163,88 +162,83 @@ def _text(values: list[float] | list[int]) -> np.ndarray:
     return np.array([json.dumps(v) for v in values], dtype=object)
 
 
+def _first_valid(ids: np.ndarray) -> np.ndarray:
+    """Index of the first column >= 0 in each row (0 when none)."""
+    return np.argmax(ids >= 0, axis=1)
+
+
+def _join_valid(ids: np.ndarray, prefix: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """JSON lists '[{..prefix..value},...]' of the entries with id >= 0, in column order."""
+    n, k = ids.shape
+    text = np.full(n, "", dtype=object)
+    for j in range(k):
+        valid = ids[:, j] >= 0
+        piece = prefix[np.maximum(ids[:, j], 0)] + values[:, j] + "}"
+        text = np.where(valid, np.where(text != "", text + "," + piece, piece), text)
+    return "[" + text + "]"
+
+
 def columns_from_resultset(rs: Any) -> dict[str, np.ndarray]:
     """Verdict columns straight from a :class:`ramanid.identify.ResultSet` (vectorised).
 
-    Equal to ``columns_from_records(rs.records())``; rows with a hazard alarm or resting on a
-    non-measured reference are taken from the engine's record for that row.
+    Equal to ``columns_from_records(rs.records())``. The wording (reasons, warnings, the
+    calibration status) comes from the engine's own functions; rows with a hazard alarm take
+    their hazard fields from the engine's record for that row.
     """
-    from ramanid.identify import HAZARD_LEVELS, REASONS, VERDICTS
+    from ramanid.identify import HAZARD_LEVELS, VERDICTS
 
     ident = rs.identifier
     tx = _entry_text(ident)
     n = len(rs)
-    rows = np.arange(n)
     verdict = rs.verdict.astype(np.intp)
     top_ids = rs.top_ids.astype(np.intp)
-    best = top_ids[:, 0]
     k = top_ids.shape[1]
+    rows = np.arange(n)
+    first = _first_valid(top_ids)
+    best = top_ids[rows, first]
+    has_best = best >= 0
+    best0 = top_ids[:, 0]
 
-    # candidates: '[{"id":..,"name":..,"score":s},...]'
     scores = np.array(_rounded(rs.top_scores, 4), dtype=np.float64).reshape(n, k)
-    score_txt = _text(scores.ravel().tolist()).reshape(n, k)
-    cand = np.full(n, "[", dtype=object)
-    for j in range(k):
-        cand = cand + ("," if j else "") + tx.cand_prefix[top_ids[:, j]] + score_txt[:, j] + "}"
-    cand = cand + "]"
-
-    # components (valid ids are >= 0)
+    cand = _join_valid(top_ids, tx.cand_prefix, _text(scores.ravel().tolist()).reshape(n, k))
     cids = rs.comp_ids.astype(np.intp)
-    c = cids.shape[1]
-    frac_txt = _text(_rounded(rs.comp_fracs, 3)).reshape(n, c)
-    comp = np.full(n, "", dtype=object)
-    for j in range(c):
-        valid = cids[:, j] >= 0
-        piece = tx.comp_prefix[np.maximum(cids[:, j], 0)] + frac_txt[:, j] + "}"
-        comp = np.where(valid, np.where(comp != "", comp + "," + piece, piece), comp)
-    comp = "[" + comp + "]"
+    comp = _join_valid(cids, tx.comp_prefix,
+                       _text(_rounded(rs.comp_fracs, 3)).reshape(cids.shape))
 
-    # QC figures, as the records round them
+    # QC figures, as the records give them (ints for integer and boolean figures)
     qc_vals: dict[str, list[Any]] = {}
     for key, arr in rs.qc.items():
-        qc_vals[key] = (np.asarray(arr).astype(np.int64).tolist() if arr.dtype.kind in "iu"
-                        else _rounded(np.asarray(arr), 4))
+        arr = np.asarray(arr)
+        qc_vals[key] = (arr.astype(np.int64).tolist() if arr.dtype.kind in "iub"
+                        else _rounded(arr, 4))
     qc_txt = np.full(n, "{", dtype=object)
     for j, (key, vals) in enumerate(qc_vals.items()):
         qc_txt = qc_txt + (("," if j else "") + dumps(key) + ":") + _text(vals)
     qc_txt = qc_txt + "}"
 
-    # reasons (the engine's wording)
-    names = tx.names[best].tolist()
-    top0 = rs.top_scores[:, 0].astype(np.float64).tolist()
-    thr = tx.t_entry[best].tolist()
-    mix_r = rs.mix_r.astype(np.float64).tolist()
-    n_comp = (cids >= 0).sum(axis=1).tolist()
-    vcodes = verdict.tolist()
-    rcodes = rs.reason.astype(np.intp).tolist()
-    reason = np.empty(n, dtype=object)
-    for i in range(n):
-        v = vcodes[i]
-        if v == 3:
-            reason[i] = f"quality check failed: {REASONS[rcodes[i]]}"
-        elif v == 0:
-            reason[i] = f"best match {names[i]} r={top0[i]:.3f} >= its threshold {thr[i]:.3f}"
-        elif v == 1:
-            reason[i] = (f"mixture of {n_comp[i]} significant components explains the scan "
-                         f"(r={mix_r[i]:.3f})")
-        else:
-            reason[i] = (f"no library entry explains the scan: best {names[i]} r={top0[i]:.3f}"
-                         f" < its threshold {thr[i]:.3f}")
+    # the engine's wording: reasons, warnings and calibration status (one copy of that logic)
+    cache: dict[Any, Any] = {}
+    reason = np.asarray(ident.reason_texts(rs), dtype=object)
+    warnings = ident.record_warnings(rs, cache=cache)
+    warn_txt = np.array([dumps(w) for w in warnings], dtype=object)
+    meta = [rs.meta[i] if i < len(rs.meta) else {} for i in range(n)]
+    cal_txt = np.array([dumps(ident.calibration_of(m, cache)[0]) for m in meta], dtype=object)
 
-    calibrated = np.array([(rs.meta[i] if i < len(rs.meta) else {}).get("calibration_id")
-                           is not None for i in range(n)], dtype=bool)
+    provenance = np.where(best0 >= 0, tx.provenance[np.maximum(best0, 0)], None)
     cols: dict[str, Any] = {
         "verdict": np.array(VERDICTS, dtype=object)[verdict],
         "reason": reason,
         "hazard_level": np.array(HAZARD_LEVELS, dtype=object)[rs.hazard_level.astype(np.intp)],
         "hazard_substances": np.full(n, "[]", dtype=object),
         "hazard_message": np.full(n, None, dtype=object),
-        "top_id": tx.ids[best], "top_name": tx.names[best], "top_score": scores[:, 0],
+        "top_id": np.where(has_best, tx.ids[np.maximum(best, 0)], None),
+        "top_name": np.where(has_best, tx.names[np.maximum(best, 0)], None),
+        "top_score": np.where(has_best, scores[rows, first], np.nan),
         "candidates": cand, "components": comp, "qc": qc_txt,
         "shift_cm1": np.array(_rounded(rs.shift, 2)),
         "residual_r": np.array(_rounded(rs.mix_r, 4)),
-        "best_provenance": tx.provenance[best],
-        "warnings": np.where(calibrated, tx.warn_plain, tx.warn_cal).astype(object),
+        "best_provenance": provenance.astype(object),
+        "warnings": warn_txt, "calibration": cal_txt,
         "library_version": np.full(n, tx.version, dtype=object),
         "library_sha256": np.full(n, tx.sha256, dtype=object),
         "recipe": np.full(n, tx.recipe, dtype=object),
@@ -254,72 +248,12 @@ def columns_from_resultset(rs: Any) -> dict[str, np.ndarray]:
         cols[f"qc_{key}"] = (np.array(qc_vals[key], dtype=np.float64) if key in qc_vals
                              else np.full(n, np.nan))
 
-    # rows the engine words individually: hazard alarms, results on non-measured entries
-    special = rs.hazard_hits.any(axis=1) if rs.hazard_hits.size else np.zeros(n, dtype=bool)
-    if tx.unmeasured.any():
-        um = tx.unmeasured
-        special = special | ((verdict == 0) & um[best])
-        special |= ((cids >= 0) & um[np.maximum(cids, 0)]).any(axis=1)
-        if rs.hazard_hits.size:
-            special |= (rs.hazard_hits & um[ident.hazard_idx][None, :]).any(axis=1)
-    special_rows = rows[special]
-    if special_rows.size:
-        recipe_text: dict[int, str] = {}
-        for i in special_rows.tolist():
-            row = _record_row(ident._record(rs, i), recipe_text)
-            for key in VERDICT_COLUMNS:
-                col, value = cols[key], row[key]
-                if col.dtype.kind == "f":
-                    col[i] = np.nan if value is None else value
-                else:
-                    col[i] = None if value == "" else value
+    # hazard alarms: substances and handling message from the engine's record of that row
+    hits = rs.hazard_hits.any(axis=1) if rs.hazard_hits.size else np.zeros(n, dtype=bool)
+    for i in rows[hits].tolist():
+        rec = ident._record(rs, i, reason=reason[i], warnings=warnings[i], scan_id="",
+                            cache=cache)
+        hz = rec.get("hazard") or {}
+        cols["hazard_substances"][i] = dumps(hz.get("substances") or [])
+        cols["hazard_message"][i] = hz.get("message") or None
     return cols
-
-
-# -- calibration status (as ``ramanid identify`` completes its records) ----------------------
-def apply_calibration_status(table: batch_io.Table, meta: Sequence[dict[str, Any]]) -> None:
-    """Fill the ``calibration`` column and make the calibration warning agree with it.
-
-    For each scan, :func:`ramanid.calibration.scan_calibration` gives the status of the
-    calibration applied to it (or why none was); as in ``ramanid identify``, the engine's
-    generic calibration warning is replaced by the one of that status (none when it is ok).
-    Statuses are computed once per device and calibration id when they do not depend on the
-    scan's time (no record on this machine), else once per distinct timestamp. Rows without a
-    verdict (errors) are left alone.
-    """
-    try:
-        from ramanid.calibration import scan_calibration
-    except ImportError:        # calibration package absent: keep the engine's warning
-        return
-    statuses: dict[tuple[Any, ...], dict[str, Any] | None] = {}
-    timeless: dict[tuple[Any, Any], bool] = {}
-    rewritten: dict[tuple[str, str], str] = {}
-    cal_col, warn_col, ok = table["calibration"], table["warnings"], table["status"]
-    for i, m in enumerate(meta):
-        if ok[i] != "ok":
-            continue
-        dev = (m.get("device_serial"), m.get("calibration_id"))
-        key = dev if timeless.get(dev) else (*dev, m.get("timestamp"))
-        if key not in statuses:
-            try:
-                st = dict(scan_calibration(dict(m)))
-            except Exception:  # a broken calibration store must not stop the batch
-                st = None
-            statuses[key] = st
-            if st is not None and st.get("age_days") is None and dev not in timeless:
-                timeless[dev] = True
-                statuses[dev] = st
-        st = statuses[key]
-        if st is None:
-            continue
-        text = dumps(st)
-        cal_col[i] = text
-        wkey = (warn_col[i] or "[]", text)
-        if wkey not in rewritten:
-            kept = [w for w in json.loads(wkey[0])
-                    if not (isinstance(w, dict) and w.get("code") == "calibration")]
-            if st.get("warning"):
-                kept.append({"code": "calibration", "state": st.get("state"),
-                             "message": st["warning"]})
-            rewritten[wkey] = dumps(kept)
-        warn_col[i] = rewritten[wkey]

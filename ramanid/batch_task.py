@@ -134,10 +134,6 @@ def _identify(batch: SpectrumBatch, ids: np.ndarray, config: JobConfig,
         meta_cols = _meta_columns(batch.meta)
     table.update({k: batch_io.as_column(v, batch_io.COLUMN_KIND[k])
                   for k, v in meta_cols.items()})
-    if config.engine == JobConfig.engine:
-        from ramanid.batch_engine import apply_calibration_status
-
-        apply_calibration_status(table, batch.meta)
     return table
 
 

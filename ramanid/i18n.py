@@ -310,7 +310,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ar": "المعايرة: لا يوجد سجل معايرة لهذا الجهاز؛ قد تكون الإزاحات غير دقيقة. قم بمعايرته.",
     },
     "cal.not_applied": {
-        "en": "Calibration: NOT applied to this scan (device record {id} exists); shifts rest on "
+        "en": "Calibration: device record {id} was not applied to this scan; shifts rest on "
               "the factory calibration.",
         "es": "Calibración: NO aplicada a este espectro (existe el registro {id} del equipo); los "
               "desplazamientos dependen de la calibración de fábrica.",

@@ -271,7 +271,7 @@ def calibrate(ident: Identifier, *, reps: int = 6, seed: int = 0) -> Thresholds:
     r_floor = float(np.clip(r_floor, 0.7, 0.9))
     proto = Thresholds(r_floor=r_floor, t_entry=np.zeros(N), tau_mix=0.0,
                        tau_hazard=np.zeros(ident.hazard_idx.size))
-    t_entry = np.clip(q + proto.margin, r_floor, proto.t_cap)
+    t_entry = np.clip(q.astype(np.float64) + proto.margin, r_floor, proto.t_cap)
     # --- mismatch nulls from pseudo-scans of the non-hazard entries
     rng = np.random.default_rng(seed)
     safe = np.flatnonzero(~ident.is_hazard)
@@ -298,6 +298,61 @@ def calibrate(ident: Identifier, *, reps: int = 6, seed: int = 0) -> Thresholds:
     return Thresholds(r_floor=r_floor, t_entry=t_entry, tau_mix=tau_mix,
                       tau_hazard=np.asarray(tau_h, dtype=np.float64),
                       max_unexplained=max_unexplained)
+
+
+_THRESHOLD_FIELDS = ("r_floor", "t_entry", "tau_mix", "tau_hazard", "max_unexplained")
+
+
+def _threshold_cache_file(ident: Identifier) -> Any:
+    """Cache file of the thresholds of this library + engine code + parameters."""
+    import hashlib
+    import json
+    from pathlib import Path
+
+    from ramanid.paths import data_home
+
+    h = hashlib.blake2b(digest_size=16)
+    h.update(ENGINE_VERSION.encode())
+    for mod in ("identify.py", "match.py", "mixture.py"):   # the code that derives them
+        h.update((Path(__file__).parent / mod).read_bytes())
+    h.update(np.ascontiguousarray(ident.library.matrix, dtype=np.float32).tobytes())
+    h.update(json.dumps([ident.recipe.to_dict(), ident._params,
+                         [[str(e.id), _substance_key(e), str(getattr(e, "hazard_level", "")),
+                           str(getattr(e, "provenance_kind", ""))] for e in ident.entries]],
+                        sort_keys=True, default=str).encode())
+    return data_home() / "cache" / "engine" / f"thresholds-{h.hexdigest()}.json"
+
+
+def _cached_calibrate(ident: Identifier) -> Thresholds:
+    """:func:`calibrate`, cached on disk per library content, engine code and parameters.
+
+    Deriving the thresholds takes ~0.25 s (pseudo-scans of every entry); the cache makes the
+    first identification of a command-line run cheap. A missing, unreadable or stale cache
+    file is simply recomputed (and rewritten when the state directory is writable).
+    """
+    import json
+
+    path = None
+    try:
+        path = _threshold_cache_file(ident)
+        d = json.loads(path.read_text())
+        th = Thresholds(**{k: (np.asarray(d[k], dtype=np.float64) if k in ("t_entry",
+                                                                           "tau_hazard")
+                               else float(d[k])) for k in _THRESHOLD_FIELDS})
+        if th.t_entry.shape == (ident.n_entries,) and \
+                th.tau_hazard.shape == (ident.hazard_idx.size,):
+            return th
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    th = calibrate(ident)
+    if path is not None:
+        try:
+            from ramanid.atomic import atomic_write_text
+            atomic_write_text(path, json.dumps({k: _jsonable(getattr(th, k))
+                                                for k in _THRESHOLD_FIELDS}))
+        except OSError:
+            pass
+    return th
 
 
 class Identifier:
@@ -362,7 +417,10 @@ class Identifier:
         self.hazard_idx = np.flatnonzero(self.is_hazard)
         self.measured = np.array([(getattr(e, "provenance_kind", "measured") or "measured")
                                   == "measured" for e in self.entries])
-        self.thresholds = thresholds if thresholds is not None else calibrate(self)
+        self._params = {"max_shift": max_shift, "shift_step": shift_step,
+                        "n_candidates": self.n_candidates, "derivative": derivative,
+                        "broaden": broaden}
+        self.thresholds = thresholds if thresholds is not None else _cached_calibrate(self)
         self._class_warnings = self._library_warnings()
 
     # ---------------------------------------------------------------------------------------
@@ -631,12 +689,8 @@ class Identifier:
             # also: the scan matches the hazardous entry on its own (its acceptance rule)
             hz = self.hazard_idx
             hits |= score[:, hz] / np.sqrt(1.0 - energy)[:, None] >= th.t_entry[hz][None, :]
-            # also: a significant component of the scan's own NNLS fit, whatever the verdict;
-            # its fraction is then the fit's (a matched hazardous entry: the whole scan)
-            in_fit = np.where(sig, cand, -1)[:, :, None] == hz[None, None, :]      # (n, c, H)
-            hits |= in_fit.any(axis=1)
-            hfrac = np.where(in_fit.any(axis=1), np.sum(np.where(in_fit, fr[:, :, None], 0.0),
-                                                        axis=1), hfrac)
+            # also: a component of the reported result (mixture or match); its fraction is then
+            # the result's (a matched hazardous entry: the whole scan)
             is_comp = comp[:, :, None] == hz[None, None, :]
             hits |= is_comp.any(axis=1)
             hfrac = np.where(is_comp.any(axis=1), np.sum(np.where(is_comp, cf[:, :, None], 0.0),
@@ -721,7 +775,9 @@ class Identifier:
             r = float(rs.top_scores[i, 0])
             rc = float(r_corr[i])
             t = float(th.t_entry[best]) if best >= 0 else float("nan")
-            shown = f"r={r:.3f}" if f"{rc:.3f}" == f"{r:.3f}" else \
+            # the noise-corrected score is quoted when the plain one is below the threshold
+            # it is said to reach (the correction decided)
+            shown = f"r={r:.3f}" if r >= t or rc < t else \
                 f"r={r:.3f} ({rc:.3f} corrected for the scan's noise)"
             if v == _INCONCLUSIVE:
                 code = int(rs.reason[i])
@@ -764,9 +820,10 @@ class Identifier:
         """
         from ramanid.calibration import scan_calibration
 
-        key = (meta.get("device_serial"), meta.get("calibration_id"), meta.get("timestamp"))
+        dev = (meta.get("device_serial"), meta.get("calibration_id"))
+        key = (*dev, meta.get("timestamp"))
         cache = {} if cache is None else cache
-        hit = cache.get(key)
+        hit = cache.get(dev) or cache.get(key)
         if hit is None:
             try:
                 st = dict(scan_calibration(dict(meta)))
@@ -780,6 +837,8 @@ class Identifier:
                         "message": st.get("warning") or f"calibration {st.get('state')}",
                         "id": st.get("id"), "age_days": st.get("age_days")}
             hit = cache[key] = (st, warn)
+            if st.get("id") is None:   # no record at all: the same for every scan time
+                cache[dev] = hit
         return dict(hit[0]), (None if hit[1] is None else dict(hit[1]))
 
     def record_warnings(self, rs: ResultSet, rows: np.ndarray | None = None, *,

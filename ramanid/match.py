@@ -138,22 +138,30 @@ class Matcher:
                 copies.append(_derivative(rows) if derivative else _centre_norm(rows))
         self.n_copies = self.shifts.size + self.broad_shifts.size
         self.flat = np.ascontiguousarray(np.concatenate(copies, axis=0))   # (copies*N, M)
-        c = np.zeros((self.flat.shape[0], self.n_points + 1))
-        np.cumsum(self.flat, axis=1, out=c[:, 1:])
-        c2 = np.zeros_like(c)
-        np.cumsum(self.flat.astype(np.float64) ** 2, axis=1, out=c2[:, 1:])
-        self._c1, self._c2 = c, c2
+        self._den_cache: dict[tuple[int, int], np.ndarray] = {}
 
     def _denominator(self, lo: int, hi: int) -> np.ndarray | None:
-        """Norm of each centred library row over ``[lo, hi)`` (None for the full axis)."""
+        """Norm of each centred library row over ``[lo, hi)`` (None for the full axis).
+
+        One pass over the stack per covered range, cached (a batch has one range; a prefix-sum
+        table for every range would cost more at start-up than it saves).
+        """
         if self.derivative:
             hi = hi - 1
         if lo == 0 and hi >= self.n_points:
             return None
-        m = max(hi - lo, 1)
-        s1 = self._c1[:, hi] - self._c1[:, lo]
-        s2 = self._c2[:, hi] - self._c2[:, lo]
-        return np.sqrt(np.maximum(s2 - s1 * s1 / m, 1e-12)).astype(np.float32)
+        key = (lo, hi)
+        den = self._den_cache.get(key)
+        if den is None:
+            m = max(hi - lo, 1)
+            part = self.flat[:, lo:hi]
+            s1 = part.sum(axis=1, dtype=np.float64)
+            s2 = np.einsum("ij,ij->i", part, part, dtype=np.float64)
+            den = np.sqrt(np.maximum(s2 - s1 * s1 / m, 1e-12)).astype(np.float32)
+            if len(self._den_cache) >= 8:
+                self._den_cache.clear()
+            self._den_cache[key] = den
+        return den
 
     def prepare(self, X: np.ndarray, lo: int, hi: int) -> np.ndarray:
         """Scan rows in the matcher's space (derivative when enabled)."""

@@ -411,8 +411,13 @@ def _calibration_line(record: Mapping[str, Any], lang: str) -> str | None:
         return i18n.t("cal.ok", lang, id=ident, age=age_text)
     if state == "missing" and not cal.get("serial"):
         return i18n.t("cal.unknown_device", lang)
-    if state == "missing" and cal.get("id"):  # the device has a record; this scan did not get it
+    if state == "missing" and cal.get("id") and not cal.get("applied"):
+        # the device has a record but this scan did not get it: "none on record" would be false
         return i18n.t("cal.not_applied", lang, id=ident)
+    if state == "missing" and cal.get("id") and cal.get("warning"):
+        # the scan names a record that is not on this machine: the calibration part words it
+        # (English only)
+        return f"Calibration: {cal['warning']}"
     if state in ("missing", "stale", "failed"):
         return i18n.t(f"cal.{state}", lang, id=ident, age=age_text)
     return None

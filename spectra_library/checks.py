@@ -179,21 +179,30 @@ def plot_validation(library: Any, reports: list[dict[str, Any]], out: str) -> st
     import matplotlib
 
     matplotlib.use("Agg")
+    import textwrap
+
     import matplotlib.pyplot as plt
 
     from ramanid.atomic import atomic_path
 
     n = max(1, len(reports))
-    fig, axes = plt.subplots(n, 1, figsize=(9, 2.6 * n), squeeze=False)
+    fig, axes = plt.subplots(n, 1, figsize=(9, 2.9 * n), squeeze=False)
     for ax, r in zip(axes[:, 0], reports, strict=False):
         ax.plot(library.axis, library.processed(r["id"]), color="k", lw=1.2,
                 label=f"{r['name']} ({r['provenance_kind']}, {r['status']})")
         for k, nb in enumerate(r["nearest"]):
+            kind = library.entry(nb["id"]).provenance_kind
             ax.plot(library.axis, library.processed(nb["id"]) - 0.15 * (k + 1), lw=0.9,
-                    label=f"{nb['name']} r={nb['score']:.3f}")
+                    label=f"{nb['name']} r={nb['score']:.3f}"
+                          + ("" if kind == "measured" else f" ({kind})"))
         ax.set_ylabel("processed")
         ax.legend(fontsize=7, loc="upper right")
-        ax.set_title("; ".join(r["flags"]) or "ok", fontsize=8)
+        state = r["calibration"]["state"]
+        title = (f"{r['name']} [{r['id']}]: {'PASS' if r['ok'] else 'FAIL'}"
+                 + (": " + "; ".join(r["problems"]) if r["problems"] else "")
+                 + ("" if state in ("ok", "n/a") else f" (calibration: {state})"))
+        ax.set_title("\n".join(textwrap.wrap(title, 110)), fontsize=8, loc="left",
+                     color="k" if r["ok"] else "#b00000")
     axes[-1, 0].set_xlabel("Raman shift (cm$^{-1}$)")
     fig.tight_layout()
     with atomic_path(out) as tmp:

@@ -388,6 +388,7 @@ def test_identify_applies_the_device_calibration_record(tmp_path, shared_data, c
     rec = steps.calibrate_excitation("RUW", [d / "S0N02_iRPlus785_Z050_100_3200ms.txt"])
     assert main(["identify", scan, "--json"]) == 0
     (after,) = _json_records(capsys.readouterr().out)
+    assert after["scan_id"] == before["scan_id"] and after["scan_id"]  # id of the file's data
     cal = after["calibration"]
     assert cal["id"] == rec.id and cal["applied"] is True and cal["state"] == "ok"
     assert after["scan"]["calibration_id"] == rec.id  # "valid" is true: it was applied

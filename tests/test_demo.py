@@ -103,3 +103,12 @@ def test_simulated_mixture_is_labelled_and_reproducible(library):
     # with the opioid in, the scan departs from the base
     r_mix = np.corrcoef(a.intensity[0], base.intensity[0])[0, 1]
     assert r_mix < 0.99
+
+
+@pytest.mark.timeout(60)
+def test_demo_with_an_unwritable_out_folder_is_one_line(capsys):
+    assert main(["demo", "--out", "/proc/ramanid-demo"]) == 1
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and "cannot create the figure folder /proc/ramanid-demo" in lines[0]
+    assert "Traceback" not in captured.err

@@ -338,3 +338,17 @@ def test_obp_device_that_does_not_echo_regarding() -> None:
     with open_device(_url("obp", "&echo=0"), **_opts("obp")) as dev:
         dev.set_laser(True)
         assert dev.acquire().counts.max() > 1000
+
+
+@pytest.mark.timeout(30)
+def test_no_laser_control_hints_name_cli_options_not_python() -> None:
+    from ramanid.drivers.errors import DeviceUnsupported
+
+    with open_device(_url("obp"), **{**_opts("obp"), "laser_line": "none"}) as dev:
+        assert dev.laser_enabled is None
+        for action in (dev.acquire_dark, lambda: dev.set_laser(True)):
+            with pytest.raises(DeviceUnsupported) as exc:
+                action()
+            msg = exc.value.one_line()
+            assert "--option laser_line=lamp" in msg
+            assert "()" not in msg and "dark=" not in msg and "'lamp'" not in msg

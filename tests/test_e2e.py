@@ -93,18 +93,21 @@ def test_scan_over_a_real_pty_then_identify_the_saved_file(tmp_path, env):
 
 
 def test_lab_adds_a_substance_field_unit_finds_it_once_approved(tmp_path, env):
-    """library build -> approve -> add -> validate -> approve -> identify; tampering refused."""
+    """library build -> approve -> add -> validate -> approve -> identify finds it -> batch
+    --since-library reports exactly the archived scan that changed; tampering refused."""
     scans = tmp_path / "crm"
     scans.mkdir()
-    (scans / "lactose.csv").write_bytes((SOURCES / "library" / "lactose.csv").read_bytes())
+    for name in ("lactose", "glucose"):
+        (scans / f"{name}.csv").write_bytes((SOURCES / "library" / f"{name}.csv").read_bytes())
     lab = tmp_path / "lab.h5"
     query = str(SOURCES / "library" / "caffeine.csv")
 
     r = ramanid("library", "build", str(scans), "--out", str(lab), "--name", "QA lab",
                 "--by", "builder", env=env, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert ramanid("library", "approve", "lactose", "--library", str(lab), "--by", "Dr A",
-                   env=env, cwd=tmp_path).returncode == 0
+    for name in ("lactose", "glucose"):
+        assert ramanid("library", "approve", name, "--library", str(lab), "--by", "Dr A",
+                       env=env, cwd=tmp_path).returncode == 0
 
     def verdict() -> dict:
         r = ramanid("identify", query, "--library", str(lab), "--json", env=env, cwd=tmp_path)
@@ -114,6 +117,8 @@ def test_lab_adds_a_substance_field_unit_finds_it_once_approved(tmp_path, env):
 
     before = verdict()
     assert before["verdict"] == "no_match"
+    old = tmp_path / "lab-before.h5"
+    old.write_bytes(lab.read_bytes())  # the version field units had before the update
 
     r = ramanid("library", "add", query, "--library", str(lab), "--name", "Caffeine",
                 "--class", "cutting agent", "--hazard", "none", "--source", "CRM lot 7",
@@ -127,13 +132,27 @@ def test_lab_adds_a_substance_field_unit_finds_it_once_approved(tmp_path, env):
     r = ramanid("library", "validate", "--library", str(lab), "--json", env=env, cwd=tmp_path)
     (report,) = json_lines(r.stdout)
     assert report["id"] == entry_id and report["ok"] and report["duplicates"] == []
-    assert report["nearest"][0]["name"] == "lactose" and report["nearest"][0]["score"] < 0.5
+    assert {n["name"] for n in report["nearest"]} == {"lactose", "glucose"}
+    assert report["nearest"][0]["score"] < 0.5 and report["confusable"] == []
     assert ramanid("library", "approve", entry_id, "--library", str(lab), "--by", "Dr B",
                    env=env, cwd=tmp_path).returncode == 0
 
     after = verdict()
     assert after["verdict"] == "match" and after["candidates"][0]["id"] == entry_id
     assert after["candidates"][0]["score"] > 0.99
+
+    # the analyst re-identifies the archive of past scans against the new library version
+    archive = tmp_path / "past"
+    archive.mkdir()
+    for name in ("caffeine", "lactose"):
+        (archive / f"{name}.csv").write_bytes((SOURCES / "library" / f"{name}.csv").read_bytes())
+    r = ramanid("batch", str(archive), "--out", "since.jsonl", "--library", str(lab),
+                "--since-library", str(old), "--workers", "1", "--no-progress", env=env,
+                cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    changes = json_lines((tmp_path / "since.changes.jsonl").read_text())
+    assert [Path(c["source"]).name for c in changes] == ["caffeine.csv"]
+    assert changes[0]["old_verdict"] == "no_match" and changes[0]["new_verdict"] == "match"
 
     # one changed byte in the middle of the file: the field unit refuses the library
     data = bytearray(lab.read_bytes())

@@ -253,7 +253,7 @@ def _strict():
                                   np.array([500.0, 501.0]),               # two points
                                   np.linspace(200.0, 700.0, 400)])        # 26 % of the axis
 def test_scans_off_the_library_axis_are_inconclusive_without_warnings(world, axis):
-    ident, lib, _ = world
+    _ident, lib, _ = world
     rng = np.random.default_rng(1)
     batch = SpectrumBatch(axis, rng.uniform(1, 2, (3, axis.size)))
     ctx = _strict()
@@ -269,14 +269,14 @@ def test_scans_off_the_library_axis_are_inconclusive_without_warnings(world, axi
 
 
 def test_flat_and_overflowing_spectra_say_no_signal(world):
-    ident, lib, raw = world
+    ident, _lib, raw = world
     axis, y = _scan(raw, [("Lactose", 1.0)])
-    rows = np.vstack([0 * axis, 0 * axis + 7.0, 0 * axis - 3.0, y * 1e300 / y.max(),
-                      np.where(axis > 1000, np.nan, y)])
+    rows = np.vstack([0 * axis, 0 * axis + 7.0, 0 * axis - 3.0, y * 1e300 / y.max()])
+    nan_row = np.where(axis > 1000, np.nan, y)[None, :]   # SpectrumBatch refuses it; arrays may
     ctx = _strict()
     try:
-        rs = ident.run(SpectrumBatch(axis, rows))
-        recs = rs.records()
+        recs = ident.run(SpectrumBatch(axis, rows)).records()
+        recs += ident.run_processed(ident.recipe.process_array(axis, nan_row), [{}]).records()
     finally:
         ctx.__exit__(None, None, None)
     for r in recs[:3]:
@@ -382,7 +382,7 @@ def test_calibration_state_of_the_applied_record(world, tmp_path, monkeypatch):
     from ramanid.calibration.records import CalibrationRecord, save_record
 
     monkeypatch.setenv("RAMANID_HOME", str(tmp_path))
-    ident, lib, raw = world
+    ident, _lib, raw = world
     good = CalibrationRecord(serial="WP-9", kind="shift", standard="polystyrene", passed=True)
     bad = CalibrationRecord(serial="WP-8", kind="shift", standard="polystyrene", passed=False)
     save_record(good)
@@ -401,9 +401,14 @@ def test_calibration_state_of_the_applied_record(world, tmp_path, monkeypatch):
             assert not warn and r["calibration"]["id"] == good.id
         else:
             assert len(warn) == 1 and warn[0]["state"] == st and warn[0]["message"]
-    assert "FAILED" in [w for w in recs[1]["warnings"] if w["code"] == "calibration"][0]["message"]
-    assert "not applied" in [w for w in recs[2]["warnings"]
-                             if w["code"] == "calibration"][0]["message"]
+    cal_msg = [next(w["message"] for w in r["warnings"] if w["code"] == "calibration")
+               for r in recs[1:]]
+    assert "FAILED" in cal_msg[0] and "not applied" in cal_msg[1]
+    # the field output shows each state as it is (report.render_text reads the dict)
+    from ramanid.report import render_text
+    texts = [render_text([r]) for r in recs]
+    assert "valid" in texts[0] and "FAILED" in texts[1]
+    assert "not applied" in texts[2] and "none on record" not in texts[2]
 
 
 def test_scan_id_is_the_archive_content_id(world):
@@ -418,3 +423,21 @@ def test_scan_id_is_the_archive_content_id(world):
     assert [r["scan_id"] for r in identify(batch, lib)] == want
     rs = ident.run(batch)
     assert ident._record(rs, 1)["scan_id"] == want[1]     # one row alone (batch special rows)
+
+
+def test_threshold_cache_gives_the_derived_thresholds(world, tmp_path, monkeypatch):
+    monkeypatch.setenv("RAMANID_HOME", str(tmp_path))
+    ident, lib, _ = world
+    first = Identifier(lib).thresholds                       # derived, then written
+    files = list((tmp_path / "cache" / "engine").glob("thresholds-*.json"))
+    assert len(files) == 1
+    again = Identifier(lib).thresholds                       # read back
+    for k in ("r_floor", "tau_mix", "max_unexplained"):
+        assert getattr(again, k) == getattr(first, k) == getattr(ident.thresholds, k)
+    assert np.array_equal(again.t_entry, ident.thresholds.t_entry)
+    assert np.array_equal(again.tau_hazard, ident.thresholds.tau_hazard)
+    # other parameters -> another cache file; a corrupt file is recomputed, not trusted
+    Identifier(lib, max_shift=6.0)
+    assert len(list((tmp_path / "cache" / "engine").glob("thresholds-*.json"))) == 2
+    files[0].write_text("{not json")
+    assert np.array_equal(Identifier(lib).thresholds.t_entry, ident.thresholds.t_entry)

@@ -318,3 +318,24 @@ def test_validate_table_separates_problems_from_notes(lab, capsys):
     assert main(["library", "approve", "Lactose again", "--library", str(lab), "--by", "B"]) == 2
     err = capsys.readouterr().err
     assert "duplicate of" in err and "calibration" not in err
+
+
+def test_simulated_scan_cannot_become_a_measured_entry(lab, tmp_path, capsys):
+    """Simulator output / exported models (meta `simulated`) are refused as `measured`."""
+    b = read(SRC / "library" / "glucose.csv")
+    sim = tmp_path / "sim.csv"
+    sim.write_text("# simulated: true\n" + "\n".join(
+        f"{x},{y}" for x, y in zip(b.axis, b.intensity[0], strict=True)) + "\n")
+    args = ["library", "add", str(sim), "--library", str(lab), "--name", "Glucose sim",
+            "--class", "cutting agent", "--hazard", "none", "--source", "simulator",
+            "--licence", "MIT", "--by", "A"]
+    assert main(args) == 2
+    assert "SIMULATED" in capsys.readouterr().err
+    assert "Glucose sim" not in [e.name for e in load_library(lab).all_entries]
+    assert main([*args, "--provenance", "modelled"]) == 0
+    e = load_library(lab).entry("Glucose sim")
+    assert e.provenance_kind == "modelled" and e.acquisition["simulated"] is True
+    d = tmp_path / "simulated-scans"
+    d.mkdir()
+    (d / "sim.csv").write_bytes(sim.read_bytes())
+    assert main(["library", "build", str(d), "--out", str(tmp_path / "x.h5")]) == 2

@@ -119,3 +119,41 @@ def test_matcher_ranks_real_cross_instrument_scans(lib, shared_data):
         p = r.process(SpectrumBatch(b.axis, b.intensity))
         s, _ = m.scores(p.X, p.lo, p.hi)
         assert int(s[0].argmax()) == want
+
+
+def test_gaussian_rows_equals_scipy_nearest():
+    from scipy.ndimage import gaussian_filter1d
+
+    from ramanid.match import gaussian_rows
+
+    L = np.random.default_rng(2).normal(size=(5, 400)).astype(np.float32)
+    for sigma in (0.7, 2.5, 6.0):
+        want = gaussian_filter1d(L, sigma, axis=1, mode="nearest")
+        assert np.allclose(gaussian_rows(L, sigma), want, rtol=0, atol=1e-6)
+
+
+def test_forward_selection_is_not_masked_by_a_near_duplicate():
+    from ramanid.mixture import forward_select
+
+    rng = np.random.default_rng(5)
+    m = 600
+    a = rng.normal(size=m)
+    h = rng.normal(size=m)
+    h2 = 0.98 * h + np.sqrt(1 - 0.98**2) * rng.normal(size=m)   # a near duplicate of h
+    cols = [v - v.mean() for v in (a, h, h2)]
+    cols = [v / np.linalg.norm(v) for v in cols]
+    x = 0.8 * cols[0] + 0.45 * cols[1] + 0.01 * rng.normal(size=m)
+    x -= x.mean()
+    xx = float(x @ x)
+    A = np.stack(cols)
+    fit = nnls_gram((A @ A.T)[None], (A @ x)[None], xx)
+    # backward: h and h2 each stand in for the other, so neither one's removal costs much
+    assert fit.drss[0, 1] < 0.05 * xx and fit.drss[0, 2] < 0.05 * xx
+    sel = forward_select(fit, 0.05 * xx)
+    assert sel.mask[0] == 0b011                     # a and h, not the duplicate
+    assert sel.gain[0, 1] > 0.1 * xx and sel.gain[0, 2] == 0
+    assert sel.coef[0, 1] == pytest.approx(0.45, abs=0.02)
+    # the subset optimum of the kept columns is the plain least-squares fit on them
+    c, *_ = np.linalg.lstsq(A[:2].T, x, rcond=None)
+    assert np.allclose(sel.coef[0, :2], c, atol=1e-6)
+    assert sel.rss[0] == pytest.approx(float(np.sum((x - A[:2].T @ c) ** 2)), rel=1e-6)

@@ -144,3 +144,45 @@ def test_qc_saturation_fluorescence_snr(caffeine):
     assert qc["fluorescence"][2] > 10 * max(qc["fluorescence"][0], 0.1)
     assert qc["snr"][0] > 100 and qc["snr"][3] < 0.1 * qc["snr"][0]
     assert np.all(qc["coverage"] == 1.0)
+
+
+@pytest.mark.parametrize("window,polyorder", [(7, 3), (5, 2), (11, 4), (9, 0)])
+def test_numpy_savitzky_golay_equals_scipy(window, polyorder):
+    from scipy.ndimage import convolve1d
+    from scipy.signal import savgol_coeffs as scipy_coeffs
+
+    from ramanid.preprocess import savgol_coeffs, smooth
+
+    assert np.allclose(savgol_coeffs(window, polyorder), scipy_coeffs(window, polyorder),
+                       rtol=0, atol=1e-12)
+    y = np.random.default_rng(window).normal(size=(6, 301))
+    want = convolve1d(y, scipy_coeffs(window, polyorder), axis=1, mode="nearest")
+    assert np.allclose(smooth(y, window, polyorder), want, rtol=0, atol=1e-12)
+
+
+def test_importing_the_engine_does_not_import_scipy_signal_or_ndimage():
+    import subprocess
+    import sys
+
+    code = ("import sys, ramanid.identify, ramanid.preprocess, ramanid.match, ramanid.baseline;"
+            "print(sorted(m for m in sys.modules if m.startswith(('scipy.signal',"
+            " 'scipy.ndimage', 'scipy.sparse'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, check=True).stdout.strip()
+    assert out == "[]", out
+
+
+@pytest.mark.parametrize("axis", [np.linspace(250.0, 2000.0, 3000),     # finer than the grid
+                                  np.linspace(400.0, 1500.0, 180)])     # coarser
+def test_banded_resampler_is_linear_interpolation_or_local_mean(axis):
+    from ramanid.preprocess import grid_axis, resample
+
+    y = np.vstack([np.sin(axis / 37.0), 0.001 * axis])
+    out, mask = resample(y, axis, 310.0, 1800.0, 2.0)
+    g = grid_axis(310.0, 1800.0, 2.0)
+    assert np.array_equal(mask, (g >= axis[0]) & (g <= axis[-1]))
+    assert np.all(out[:, ~mask] == 0)
+    # a straight line is reproduced exactly by either kernel (weights are symmetric/normalised)
+    assert np.allclose(out[1, mask], 0.001 * g[mask], rtol=0, atol=2e-4)
+    if np.diff(axis).max() > 2.0:  # coarser: linear interpolation
+        assert np.allclose(out[0, mask], np.interp(g[mask], axis, y[0]), atol=1e-12)

@@ -209,7 +209,7 @@ def test_unknown_hazard_level_is_treated_as_extreme():
 # -- sections -------------------------------------------------------------------------------------
 def test_calibration_line_never_calls_an_unapplied_record_valid():
     base = {"serial": "RUW", "age_days": 0.2, "applied": False}
-    cases = {"missing": ("cal-9", "NOT applied"), "failed": ("cal-8", "FAILED")}
+    cases = {"missing": ("cal-9", "not applied"), "failed": ("cal-8", "FAILED")}
     for state, (ident, word) in cases.items():
         rec = _record(calibration={**base, "state": state, "id": ident}, device_serial="RUW")
         line = next(ln for ln in render_text([rec], "en", color=False).splitlines()

@@ -183,7 +183,13 @@ def main(args: argparse.Namespace) -> int:
 
     lang = i18n.resolve_lang(args.lang)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # before any work: one line, exit 1
+        from ramanid.errors import InputError
+
+        raise InputError(f"cannot create the figure folder {out}: {exc.strerror or exc}",
+                         hint="choose a folder you can write to with --out DIR") from None
     stream = sys.stderr if args.json else sys.stdout
     print(i18n.t("demo.intro", lang) + "\n", file=stream, flush=True)
 

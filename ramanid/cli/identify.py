@@ -371,7 +371,9 @@ def apply_device_calibrations(batches: Sequence[Any], *,
     yet (a scan saved by ``ramanid scan`` already had it applied), the record is applied with
     :func:`ramanid.calibration.apply_calibration` and the rows get its ``calibration_id``. A
     record that cannot be applied to a file leaves its rows as they are, with a warning line on
-    ``stderr``; the verdict then says the calibration was not applied.
+    ``stderr``; the verdict then says the calibration was not applied. Rows of a calibrated batch
+    get ``scan_id`` = :func:`ramanid.io.archive.scan_ids` of the file's own data first, so the id
+    matches the one ``ramanid batch`` gives the same file.
     """
     from ramanid.errors import CalibrationError
 
@@ -401,6 +403,12 @@ def apply_device_calibrations(batches: Sequence[Any], *,
         groups: dict[str | None, list[int]] = {}
         for row, serial in enumerate(serials):
             groups.setdefault(serial if serial and records.get(serial) else None, []).append(row)
+        from ramanid.io.archive import scan_ids
+
+        # the scan's id is the content id of the file as read (what `ramanid batch` computes),
+        # fixed before the calibration changes axis and intensities
+        for meta, ident in zip(batch.meta, scan_ids(batch), strict=True):
+            meta["scan_id"] = str(ident)
         for serial, rows in groups.items():
             part = batch if len(groups) == 1 else batch[rows]
             if serial is None:

@@ -41,6 +41,14 @@ def _lib_arg(p: argparse.ArgumentParser) -> None:
                    help="library file (default: $RAMANID_LIBRARY or the bundled default)")
 
 
+def _entry_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("entry", metavar="ENTRY", help="entry id, id prefix, name or synonym")
+
+
+def _out_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", help="write to this file instead of updating --library in place")
+
+
 def _trust_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trusted-key", action="append", metavar="PUB", dest="trusted_keys",
                    help="trust this public key (file or hex); repeatable; default: "
@@ -79,7 +87,7 @@ def register(subparsers: Any) -> None:
                                    "acquisition, who added and approved it) and its raw "
                                    "spectrum's range.")
     _lib_arg(s)
-    s.add_argument("entry", metavar="ENTRY", help="entry id, id prefix, name or synonym")
+    _entry_arg(s)
     s.add_argument("--json", action="store_true", help="print JSON")
     s.set_defaults(func=cmd_show)
 
@@ -143,7 +151,7 @@ def register(subparsers: Any) -> None:
                    help="spectrum of a multi-spectrum file to use (default: the only one)")
     s.add_argument("--average", action="store_true", help="average all spectra of the file")
     s.add_argument("--by", dest="added_by", help="who adds it")
-    s.add_argument("--out", help="write to this file instead of updating --library in place")
+    _out_arg(s)
     s.set_defaults(func=cmd_add)
 
     s = sub.add_parser("validate", help="check pending entries: SNR, saturation, coverage, "
@@ -165,21 +173,21 @@ def register(subparsers: Any) -> None:
                                    "library version is bumped and its signature dropped: sign "
                                    "it again before distribution.")
     _lib_arg(s)
-    s.add_argument("entry", metavar="ENTRY", help="entry id, id prefix, name or synonym")
+    _entry_arg(s)
     s.add_argument("--by", required=True, metavar="NAME", help="reviewer (recorded)")
     s.add_argument("--force", action="store_true",
                    help="approve although `validate` flags the entry (recorded in the log)")
-    s.add_argument("--out", help="write to this file instead of in place")
+    _out_arg(s)
     s.set_defaults(func=cmd_approve)
 
     s = sub.add_parser("retire", help="take an entry out of use (kept for the record)",
                        description="Retire an entry: identification stops using it; the entry "
                                    "and its spectrum stay in the file and the change log.")
     _lib_arg(s)
-    s.add_argument("entry", metavar="ENTRY", help="entry id, id prefix, name or synonym")
+    _entry_arg(s)
     s.add_argument("--by", metavar="NAME", help="who retires it (recorded)")
     s.add_argument("--reason", default="", help="why (recorded in the change log)")
-    s.add_argument("--out", help="write to this file instead of in place")
+    _out_arg(s)
     s.set_defaults(func=cmd_retire)
 
     s = sub.add_parser("diff", help="entries added, retired, approved, changed between versions",
@@ -228,7 +236,7 @@ def register(subparsers: Any) -> None:
     s.add_argument("--by", default="", metavar="NAME", help="signer (recorded)")
     s.add_argument("--passphrase-env", metavar="VAR",
                    help="the private key's passphrase is in environment variable VAR")
-    s.add_argument("--out", help="write to this file instead of in place")
+    _out_arg(s)
     s.set_defaults(func=cmd_sign)
 
     s = sub.add_parser("verify", help="check hashes and signature; list every problem",
@@ -436,6 +444,14 @@ def _source_from_file(path: Path, meta: dict[str, Any], index: int | None = None
     from ramanid.library import LibrarySource
 
     batch = read(path, laser_nm=meta.get("laser_nm"))  # the laser converts an nm axis
+    simulated = any(str(m.get("simulated")).strip().lower() in ("true", "1", "yes")
+                    for m in batch.meta)
+    if simulated and meta.get("provenance_kind", "measured") == "measured":
+        # Honest data: simulator output, demo mixtures and exported models carry `simulated`.
+        raise UsageError("the file holds a SIMULATED scan (simulator output or an exported "
+                         "model), not a measurement, so it cannot become a measured entry",
+                         source=path, hint="add it with --provenance modelled and say in --notes "
+                                           "how it was made, or add the real measurement")
     if average:
         values = batch.intensity.mean(axis=0)
     elif index is not None:
@@ -453,6 +469,8 @@ def _source_from_file(path: Path, meta: dict[str, Any], index: int | None = None
                              "device_model", "measurement_id", "software", "units")
            if m.get(k) is not None}
     acq["file"] = path.name
+    if simulated:
+        acq["simulated"] = True
     if average and len(batch) > 1:
         acq["averaged_spectra"] = len(batch)
     calibration = meta.pop("calibration_id", None) or m.get("calibration_id")
