@@ -689,8 +689,15 @@ class Identifier:
             # also: the scan matches the hazardous entry on its own (its acceptance rule)
             hz = self.hazard_idx
             hits |= score[:, hz] / np.sqrt(1.0 - energy)[:, None] >= th.t_entry[hz][None, :]
-            # also: a component of the reported result (mixture or match); its fraction is then
-            # the result's (a matched hazardous entry: the whole scan)
+            # also: a significant component of the scan's own NNLS fit (forward selection),
+            # whatever the verdict: a 50-70 % opioid in a cutting agent from another instrument
+            # may fit too poorly for a `mixture` verdict, and the targeted detector above can
+            # miss it when the opioid dominates; its fraction is then the fit's
+            in_fit = np.where(sig, cand, -1)[:, :, None] == hz[None, None, :]      # (n, c, H)
+            hits |= in_fit.any(axis=1)
+            hfrac = np.where(in_fit.any(axis=1), np.sum(np.where(in_fit, fr[:, :, None], 0.0),
+                                                        axis=1), hfrac)
+            # and a component of the reported result (mixture or match): the result's fraction
             is_comp = comp[:, :, None] == hz[None, None, :]
             hits |= is_comp.any(axis=1)
             hfrac = np.where(is_comp.any(axis=1), np.sum(np.where(is_comp, cf[:, :, None], 0.0),
