@@ -31,7 +31,10 @@ Decision rules, per scan (all thresholds from :func:`calibrate`, never from eval
    ``dRSS_h / (RSS_safe - expected noise energy) >= 0.5``, (b) ``dRSS_h`` passes the z-sigma
    noise test and its own threshold ``tau_h``, and (c) its fraction >= ``min_hazard_fraction``;
    or when the scan would match it on its own (attenuation-corrected r >= its ``t_j``, even if
-   a non-hazardous entry scores higher), or it is a significant component of the NNLS fit (3).
+   a non-hazardous entry scores higher), or it is a component of the reported result, or it is
+   a hazardous candidate of the NNLS fit (3) (fraction >= ``min_fraction``) and removing all
+   hazardous candidates together raises the residual by more than ``max(tau_mix, z^2 sigma^2)``
+   (a group test: analogues cannot stand in for each other).
 
 Threshold procedure (:func:`calibrate`, run in ``Identifier.__init__`` from the library alone):
 
@@ -689,13 +692,20 @@ class Identifier:
             # also: the scan matches the hazardous entry on its own (its acceptance rule)
             hz = self.hazard_idx
             hits |= score[:, hz] / np.sqrt(1.0 - energy)[:, None] >= th.t_entry[hz][None, :]
-            # also: a significant component of the scan's own NNLS fit (forward selection),
-            # whatever the verdict: a 50-70 % opioid in a cutting agent from another instrument
-            # may fit too poorly for a `mixture` verdict, and the targeted detector above can
-            # miss it when the opioid dominates; its fraction is then the fit's
-            in_fit = np.where(sig, cand, -1)[:, :, None] == hz[None, None, :]      # (n, c, H)
+            # also: the hazardous candidates of the scan's own NNLS fit, whatever the verdict, when
+            # removing all of them together raises the residual significantly (a group test: a
+            # 50-70 % opioid from another instrument may fit too poorly for a `mixture` verdict
+            # and escape the targeted detector above; analogues cannot stand in for each other
+            # because they leave together); their fraction is then the fit's
+            is_h = (cand >= 0) & self.is_hazard[np.maximum(cand, 0)]
+            safe_mask = np.sum(np.where(is_h, 0, 1 << np.arange(cand.shape[1])), axis=1)
+            drop = fit.sub_rss[rows, safe_mask] - fit.rss
+            group = is_h.any(axis=1) & (drop > np.maximum(th.tau_mix, noise2))
+            ffr = fit.fractions()
+            flagged = np.where(is_h & group[:, None] & (ffr >= th.min_fraction), cand, -1)
+            in_fit = flagged[:, :, None] == hz[None, None, :]                       # (n, c, H)
             hits |= in_fit.any(axis=1)
-            hfrac = np.where(in_fit.any(axis=1), np.sum(np.where(in_fit, fr[:, :, None], 0.0),
+            hfrac = np.where(in_fit.any(axis=1), np.sum(np.where(in_fit, ffr[:, :, None], 0.0),
                                                         axis=1), hfrac)
             # and a component of the reported result (mixture or match): the result's fraction
             is_comp = comp[:, :, None] == hz[None, None, :]

@@ -337,6 +337,14 @@ def test_near_duplicate_hazard_analogues_do_not_hide_a_mixture(world):
         assert rec["verdict"] == "mixture", rec["reason"]
         comp = {c["name"] for c in rec["components"]}
         assert "Lactose" in comp and comp & {"Fentanyl", "Carfentanil"}, rec["components"]
+    # opioid-dominated scans, with a response tilt the library does not have: alarm whatever the
+    # verdict (the group test on the hazardous candidates of the fit)
+    rows = []
+    for s, f in enumerate((0.6, 0.7, 0.8)):
+        axis, y = _scan(raw, [("Caffeine", 1 - f), ("Fentanyl", f)], seed=s, snr=60, shift=3.0)
+        rows.append(y * (1 + 0.4 * (axis - axis.mean()) / np.ptp(axis)))
+    for rec in _run(ident, axis, np.vstack(rows)):
+        assert rec["hazard"]["level"] == "extreme", rec["reason"]
 
 
 def test_default_library_demo_mixture_is_reported_as_a_mixture(shared_data):
