@@ -263,6 +263,7 @@ def run_batch(inputs: Sequence[str | Path], options: BatchOptions) -> Summary:
         Bad options, or ``resume`` with checkpoints of a different job.
     """
     fmt = batch_io.check_format(options.fmt or batch_io.format_from_suffix(options.out))
+    _check_out(Path(options.out), fmt)
     if options.chunk_size < 1:
         raise UsageError(f"--chunk-size must be at least 1, not {options.chunk_size}")
     workers = options.workers or usable_cores()
@@ -339,6 +340,23 @@ def run_batch(inputs: Sequence[str | Path], options: BatchOptions) -> Summary:
                               "...) or ramanid scan archives")
     _assemble(config, n_tasks, summary)
     return summary
+
+
+def _check_out(out: Path, fmt: str) -> None:
+    """Refuse a result path that contradicts ``fmt`` or cannot be created, before any work."""
+    try:
+        named = batch_io.format_from_suffix(out)
+    except UsageError:
+        named = None          # an extension that names no format: --format decides
+    if named is not None and named != fmt:
+        raise UsageError(f"--format {fmt} contradicts the result file name {out.name!r} "
+                         f"({named})", hint=f"name the file *.{fmt}, or drop --format")
+    if out.is_dir():
+        raise InputError("cannot create the result file: it is a directory", source=out,
+                         hint="give a file name, e.g. results.parquet")
+    if not out.resolve().parent.is_dir():
+        raise InputError("cannot create the result file: its folder does not exist",
+                         source=out, hint="create the folder first")
 
 
 def usable_cores() -> int:

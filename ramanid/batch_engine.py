@@ -51,9 +51,43 @@ def make_engine_processor(library: str | None) -> Callable[[SpectrumBatch], batc
     identifier = Identifier(load_library(library))
 
     def process(batch: SpectrumBatch) -> batch_io.Table:
-        return columns_from_resultset(identifier.run(batch))
+        return _calibrated_columns(identifier, batch)
 
     return process
+
+
+def _calibrated_columns(identifier: Any, batch: SpectrumBatch) -> dict[str, np.ndarray]:
+    """Verdict columns of ``batch`` after applying its devices' calibration records.
+
+    As ``ramanid identify`` does (:func:`ramanid.cli.identify.apply_device_calibrations`, the one
+    copy of that rule): rows that name a ``device_serial`` with a usable record (not FAILED) and
+    carry no ``calibration_id`` are put on the record's calibrated axis before matching, so batch
+    and identify give the same verdicts. Rows are grouped by serial (each group may end on its own
+    axis) and the columns are returned in the batch's row order.
+    """
+    serials = [None if m.get("calibration_id") else m.get("device_serial") for m in batch.meta]
+    if not any(serials):
+        return columns_from_resultset(identifier.run(batch))
+    from ramanid.cli.identify import apply_device_calibrations
+
+    whole = apply_device_calibrations([batch])
+    if len(whole) == 1:   # nothing to apply, or one device's record applied to every row
+        return columns_from_resultset(identifier.run(whole[0]))
+    groups: dict[Any, list[int]] = {}
+    for row, serial in enumerate(serials):
+        groups.setdefault(serial, []).append(row)
+    parts: list[dict[str, np.ndarray]] = []
+    order: list[int] = []
+    for serial, rows in groups.items():
+        part = batch if len(groups) == 1 else batch[rows]
+        if serial:
+            part = SpectrumBatch.concat(apply_device_calibrations([part]))
+        parts.append(columns_from_resultset(identifier.run(part)))
+        order.extend(rows)
+    if len(parts) == 1:
+        return parts[0]
+    back = np.argsort(np.asarray(order), kind="stable")
+    return {k: np.concatenate([p[k] for p in parts])[back] for k in parts[0]}
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), default=batch_io._json_default)

@@ -33,8 +33,8 @@ Decision rules, per scan (all thresholds from :func:`calibrate`, never from eval
    or when the scan would match it on its own (attenuation-corrected r >= its ``t_j``, even if
    a non-hazardous entry scores higher), or it is a component of the reported result, or it is
    a hazardous candidate of the NNLS fit (3) (fraction >= ``min_fraction``) and removing all
-   hazardous candidates together raises the residual by more than ``max(tau_mix, z^2 sigma^2)``
-   (a group test: analogues cannot stand in for each other).
+   hazardous candidates together raises the residual by more than ``max(tau_group, z^2
+   sigma^2)`` (a group test: analogues cannot stand in for each other).
 
 Threshold procedure (:func:`calibrate`, run in ``Identifier.__init__`` from the library alone):
 
@@ -52,7 +52,9 @@ Threshold procedure (:func:`calibrate`, run in ``Identifier.__init__`` from the 
   exactly as field scans are. ``tau_mix`` is the 99th percentile of the residual reduction
   of the second component entering the forward selection (a spurious component on a pure
   substance); ``max_unexplained`` the 99th percentile of the
-  forward-search share of each pseudo-scan against its own entry; ``tau_h`` the 99.5th
+  forward-search share of each pseudo-scan against its own entry; ``tau_group`` the 99.5th
+  percentile of the hazard group test's residual increase on them (0 when no hazardous entry
+  is a candidate); ``tau_h`` the 99.5th
   percentile of hazard h's dRSS on these pure non-hazard pseudo-scans, counting only those
   that pass the majority rule (a): the joint false-alarm rate on the null is then <= 0.5 %
   per hazardous entry (when fewer than 0.5 % pass the rule, ``tau_h`` is 0 and the rule
@@ -124,6 +126,7 @@ class Thresholds:
     min_hazard_fraction: float = 0.03
     min_explained: float = 0.5
     max_unexplained: float = 1.0
+    tau_group: float = 0.0
     z_noise: float = 5.0
     margin: float = 0.02
     t_cap: float = 0.97
@@ -137,6 +140,7 @@ class Thresholds:
                 "min_fraction": self.min_fraction, "min_hazard_fraction": self.min_hazard_fraction,
                 "min_explained": self.min_explained,
                 "max_unexplained": round(self.max_unexplained, 4),
+                "tau_group": self.tau_group,
                 "z_noise": self.z_noise}
 
 
@@ -279,6 +283,7 @@ def calibrate(ident: Identifier, *, reps: int = 6, seed: int = 0) -> Thresholds:
     rng = np.random.default_rng(seed)
     safe = np.flatnonzero(~ident.is_hazard)
     tau_mix, tau_h, max_unexplained = 0.0, np.zeros(ident.hazard_idx.size), 1.0
+    tau_group = 0.0
     if safe.size:
         X, src, noise = _pseudo_scans(L[safe], ident.step, reps, rng)
         sc = ident._score(X, 0, ident.n_points)
@@ -293,6 +298,9 @@ def calibrate(ident: Identifier, *, reps: int = 6, seed: int = 0) -> Thresholds:
             one = forward_select(fit, -1.0, max_steps=1, accept=cand >= 0)
             two = forward_select(fit, -1.0, max_steps=2, accept=cand >= 0)
             tau_mix = float(np.quantile(one.rss - two.rss, 0.99))
+        # the hazard group test of the NNLS fit on these pure non-hazard scans (0 when no
+        # hazardous candidate enters): its 99.5th percentile, as for tau_h
+        tau_group = float(np.quantile(ident._hazard_group_drop(fit, cand), 0.995))
         if ident.hazard_idx.size:
             drss_h, _, ratio = ident._hazard_fit(X, 0, ident.n_points, sc,
                                                  ident.n_points * noise**2)
@@ -300,10 +308,11 @@ def calibrate(ident: Identifier, *, reps: int = 6, seed: int = 0) -> Thresholds:
             tau_h = np.quantile(passing, 0.995, axis=0)
     return Thresholds(r_floor=r_floor, t_entry=t_entry, tau_mix=tau_mix,
                       tau_hazard=np.asarray(tau_h, dtype=np.float64),
-                      max_unexplained=max_unexplained)
+                      max_unexplained=max_unexplained, tau_group=tau_group)
 
 
-_THRESHOLD_FIELDS = ("r_floor", "t_entry", "tau_mix", "tau_hazard", "max_unexplained")
+_THRESHOLD_FIELDS = ("r_floor", "t_entry", "tau_mix", "tau_hazard", "max_unexplained",
+                     "tau_group")
 
 
 def _threshold_cache_file(ident: Identifier) -> Any:
@@ -369,7 +378,9 @@ class Identifier:
     top
         Number of ranked candidates per scan.
     max_shift, shift_step
-        Shift search in cm-1 (:class:`ramanid.match.Matcher`).
+        Shift search in cm-1 (:class:`ramanid.match.Matcher`). The step is 1 cm-1, half the
+        library grid step: with 2 cm-1 steps a unit 1, 3 or 5 cm-1 off sat half a grid point
+        from every shifted copy, and the hazard detector missed a 10 % opioid there.
     broaden
         Gaussian sigma (cm-1) of the broadened library copies that make matching tolerant
         of lower-resolution instruments (0 disables).
@@ -385,7 +396,7 @@ class Identifier:
     """
 
     def __init__(self, library: Any, *, top: int = 5, max_shift: float = 10.0,
-                 shift_step: float = 2.0, n_candidates: int = 4, derivative: bool = False,
+                 shift_step: float = 1.0, n_candidates: int = 4, derivative: bool = False,
                  broaden: float = 5.0, chunk: int = 4096, workers: int | None = None,
                  thresholds: Thresholds | None = None) -> None:
         self.library = library
@@ -534,6 +545,13 @@ class Identifier:
         s_star = sc.sidx[np.arange(X.shape[0]), cand[:, 0]]
         G, b = self._design(cand, s_star, sc, X, lo, hi)
         return nnls_gram(G, b, valid=cand >= 0), cand, s_star
+
+    def _hazard_group_drop(self, fit: Any, cand: np.ndarray) -> np.ndarray:
+        """Residual increase when every hazardous candidate leaves the NNLS fit together."""
+        is_h = (cand >= 0) & self.is_hazard[np.maximum(cand, 0)]
+        safe_mask = np.sum(np.where(is_h, 0, 1 << np.arange(cand.shape[1])), axis=1)
+        drop = fit.sub_rss[np.arange(cand.shape[0]), safe_mask] - fit.rss
+        return np.where(is_h.any(axis=1), np.maximum(drop, 0.0), 0.0)
 
     def _hazard_fit(self, X: np.ndarray, lo: int, hi: int, sc: _Scores,
                     noise_rss: np.ndarray | float = 0.0
@@ -698,9 +716,8 @@ class Identifier:
             # and escape the targeted detector above; analogues cannot stand in for each other
             # because they leave together); their fraction is then the fit's
             is_h = (cand >= 0) & self.is_hazard[np.maximum(cand, 0)]
-            safe_mask = np.sum(np.where(is_h, 0, 1 << np.arange(cand.shape[1])), axis=1)
-            drop = fit.sub_rss[rows, safe_mask] - fit.rss
-            group = is_h.any(axis=1) & (drop > np.maximum(th.tau_mix, noise2))
+            drop = self._hazard_group_drop(fit, cand)
+            group = is_h.any(axis=1) & (drop > np.maximum(th.tau_group, noise2))
             ffr = fit.fractions()
             flagged = np.where(is_h & group[:, None] & (ffr >= th.min_fraction), cand, -1)
             in_fit = flagged[:, :, None] == hz[None, None, :]                       # (n, c, H)

@@ -164,3 +164,81 @@ def test_pack_real_files_matches_direct_reads(tmp_path: Path, shared_data: Path)
     info = subprocess.run([sys.executable, "-m", "ramanid", "archive", "info", str(out)],
                           capture_output=True, text=True, timeout=60)
     assert f"{len(files)} scans" in info.stdout
+
+
+def _pack(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ramanid", "archive", "pack", *args],
+                          capture_output=True, text=True, timeout=100)
+
+
+@pytest.mark.timeout(150)
+def test_pack_append_adds_only_new_scans(tmp_path: Path, shared_data: Path) -> None:
+    import shutil
+
+    files = sorted((shared_data / "enlighten" / "library-older").glob("*.csv"))
+    src = tmp_path / "scans"
+    src.mkdir()
+    for f in files[:3]:
+        shutil.copy(f, src / f.name)
+    out = tmp_path / "a.h5"
+    assert _pack(str(src), "--out", str(out)).returncode == 0
+    again = _pack(str(src), "--out", str(out), "--append")      # nothing new this month
+    assert again.returncode == 0, again.stderr
+    assert "packed 0 new scans" in again.stdout and "3 already in the archive" in again.stdout
+    for f in files[3:5]:                                         # two new scans arrive
+        shutil.copy(f, src / f.name)
+    (src / "copy").mkdir()
+    shutil.copy(files[0], src / "copy" / files[0].name)          # and a copy of an old one
+    more = _pack(str(src), "--out", str(out), "--append")
+    assert more.returncode == 0, more.stderr
+    assert "packed 2 new scans" in more.stdout
+    ids = [m["scan_id"] for b in read_archive(out) for m in b.meta]
+    assert len(ids) == len(set(ids)) == 5
+    assert sorted(m["origin"].rsplit("/", 1)[-1] for b in read_archive(out)
+                  for m in b.meta) == sorted(f.name for f in files[:5])
+
+
+@pytest.mark.timeout(120)
+def test_pack_refuses_non_raman_files_and_empty_folders(tmp_path: Path,
+                                                         shared_data: Path) -> None:
+    import shutil
+
+    src = tmp_path / "mixed"
+    src.mkdir()
+    raman = sorted((shared_data / "enlighten" / "library-older").glob("*.csv"))[0]
+    shutil.copy(raman, src / raman.name)
+    shutil.copy(shared_data / "formats" / "spc" / "test_data" / "NMR_FID.SPC", src / "nmr.spc")
+    out = tmp_path / "m.h5"
+    proc = _pack(str(src), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "nmr.spc" in proc.stderr and "not a Raman spectrum" in proc.stderr
+    packed = read_archive(out)
+    assert sum(len(b) for b in packed) == 1
+    assert packed[0].meta[0]["origin"].endswith(raman.name)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    none = _pack(str(empty), "--out", str(tmp_path / "e.h5"))
+    assert none.returncode == 1 and "no scan files" in none.stderr
+    assert not (tmp_path / "e.h5").exists()
+
+
+def test_metadata_types_survive_the_archive(tmp_path: Path) -> None:
+    """Booleans, ints, floats, lists and dicts read back as what was written (QA 10:32)."""
+    axis = np.linspace(300.0, 1800.0, 50)
+    meta = [{"source": f"s{i}", "simulated": i % 2 == 0, "averages": i + 1, "laser_nm": 785.0,
+             "wavecal_coeffs": [756.08, 0.1774, -4.1e-05 * i] if i != 1 else None,
+             "settings": {"gain": "high", "n": i}} for i in range(3)]
+    out = tmp_path / "t.h5"
+    with ArchiveWriter(out) as w:
+        w.append(SpectrumBatch(axis, np.ones((2, 50)), meta[:2]))
+        w.flush()
+        w.append(SpectrumBatch(axis, np.ones((1, 50)) * 2, meta[2:]))   # same group, appended
+    back = [m for b in read_archive(out) for m in b.meta]
+    assert len(read_archive(out)) == 1
+    for want, got in zip(meta, back, strict=True):
+        for key in ("simulated", "averages", "laser_nm", "wavecal_coeffs", "settings"):
+            assert got[key] == want[key], key
+            assert type(got[key]) is type(want[key]), key
+    with ArchiveReader(out) as r:                     # the column-wise path used by batch
+        col = r.read_block(0, 3).meta_arrays()["wavecal_coeffs"]
+    assert col.tolist() == [m["wavecal_coeffs"] for m in meta]

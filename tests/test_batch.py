@@ -373,3 +373,19 @@ def test_rows_carry_the_fields_of_identify_json(tmp_path: Path, shared_data: Pat
         assert row["library_sha256"] == rec["library"]["sha256"]
         assert row["recipe"] == rec["recipe"] and row["engine_version"] == rec["engine_version"]
         assert row["device_serial"] == rec["device_serial"]
+
+
+def test_result_path_is_checked_before_any_work(tmp_path: Path, shared_data: Path) -> None:
+    from ramanid.errors import InputError
+
+    scan = sorted(_older(shared_data).glob("*.csv"))[0]
+    with pytest.raises(UsageError, match="contradicts"):
+        run_batch([scan], BatchOptions(out=str(tmp_path / "x.csv"), fmt="parquet", workers=1))
+    (tmp_path / "d").mkdir()
+    with pytest.raises(InputError, match="is a directory"):
+        run_batch([scan], BatchOptions(out=str(tmp_path / "d"), fmt="csv", workers=1))
+    with pytest.raises(InputError, match="folder does not exist"):
+        run_batch([scan], BatchOptions(out=str(tmp_path / "no" / "r.csv"), workers=1))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]     # nothing written
+    ok = run_batch([scan], BatchOptions(out=str(tmp_path / "r.out"), fmt="jsonl", workers=1))
+    assert ok.scans == 1 and len(list(batch_io.iter_results(tmp_path / "r.out", "jsonl"))) == 1

@@ -79,3 +79,27 @@ def test_vectorised_rounding_is_pythons_round() -> None:
         assert _rounded(x, digits) == [round(v, digits) for v in x.astype(float).tolist()]
     wide = rng.uniform(0, 5000, 1000)                          # float64 takes the plain path
     assert _rounded(wide, 4) == [round(v, 4) for v in wide.tolist()]
+
+
+def test_scans_off_the_library_axis_have_no_candidates(shared_data: Path) -> None:
+    """A batch covering < 50 % of the library axis is not matched (``top_ids`` = -1)."""
+    from ramanid.identify import Identifier
+    from ramanid.library import load_library
+
+    batch = _varied_batch(shared_data)
+    keep = batch.axis > 1500.0                       # 1500-2300 cm-1: ~20 % of 310-1800
+    off = SpectrumBatch(batch.axis[keep], batch.intensity[:, keep], batch.meta)
+    rs = Identifier(load_library()).run(off)
+    assert (np.asarray(rs.top_ids) < 0).all()
+    fast = columns_from_resultset(rs)
+    slow = columns_from_records(rs.records())
+    for key in VERDICT_COLUMNS:
+        a, b = fast[key], slow[key]
+        if a.dtype.kind == "f":
+            np.testing.assert_array_equal(a, b, err_msg=key)
+        else:
+            assert a.tolist() == b.tolist(), key
+    assert set(fast["verdict"].tolist()) == {"inconclusive"}
+    assert fast["top_id"].tolist() == [None] * len(off)
+    assert fast["candidates"].tolist() == ["[]"] * len(off)
+    assert fast["best_provenance"].tolist() == [None] * len(off)

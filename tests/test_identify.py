@@ -449,3 +449,17 @@ def test_threshold_cache_gives_the_derived_thresholds(world, tmp_path, monkeypat
     assert len(list((tmp_path / "cache" / "engine").glob("thresholds-*.json"))) == 2
     files[0].write_text("{not json")
     assert np.array_equal(Identifier(lib).thresholds.t_entry, ident.thresholds.t_entry)
+
+
+def test_minor_opioid_alarms_at_half_grid_step_offsets(world):
+    # a unit 1, 3 or 5 cm-1 off sits half a library grid step (2 cm-1) from the shifted copies;
+    # with a 2 cm-1 shift search the detector missed these (QA 11:08)
+    ident, _, raw = world
+    assert ident.matcher.shifts[1] - ident.matcher.shifts[0] <= 1.0
+    rows = [_scan(raw, [(c, 0.9), ("Fentanyl", 0.1)], seed=i, snr=300, shift=sh)[1]
+            for i, (c, sh) in enumerate((("Lactose", 1.0), ("Caffeine", 3.0), ("Glucose", -5.0),
+                                         ("Lactose", -1.0)))]
+    axis = _scan(raw, [("Lactose", 1.0)])[0]
+    for rec in _run(ident, axis, np.vstack(rows)):
+        assert rec["hazard"]["level"] == "extreme", rec["reason"]
+        assert abs(rec["shift_cm1"]) > 0.5

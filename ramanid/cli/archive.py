@@ -44,21 +44,25 @@ def pack_main(args: argparse.Namespace) -> int:
 
     from ramanid.batch import walk_files
     from ramanid.errors import InputError
-    from ramanid.io import read_batches
+    from ramanid.io import read_batches, require_raman
     from ramanid.io.archive import ArchiveWriter, is_archive
 
     src = Path(args.directory)
     if not src.is_dir():
         raise InputError("not a directory", source=src)
+    todo = [f for f in walk_files(src, exclude=[Path(args.out)]) if not is_archive(f)]
+    if not todo:
+        raise InputError(f"no scan files under {src}", source=src,
+                         hint="give the folder that holds the scan files")
     failed: list[str] = []
     files = 0
-    with ArchiveWriter(args.out, "a" if args.append else "w", dtype=args.dtype) as writer:
+    with ArchiveWriter(args.out, "a" if args.append else "w", dtype=args.dtype,
+                       skip_duplicates=True) as writer:
         before = len(writer)
-        for f in walk_files(src, exclude=[Path(args.out)]):
-            if is_archive(f):
-                continue
+        for f in todo:
             try:
-                batches = read_batches(f)
+                # only Raman scans go into an archive (the rule `ramanid identify` applies)
+                batches = [require_raman(b, f) for b in read_batches(f)]
             except InputError as exc:
                 failed.append(exc.one_line())
                 continue
@@ -66,7 +70,11 @@ def pack_main(args: argparse.Namespace) -> int:
             for b in batches:
                 writer.append(b)
         added = len(writer) - before
-    print(f"packed {added} scans from {files} files into {args.out}")
+        skipped = writer.skipped
+    done = f"packed {added} {'new ' if args.append else ''}scans from {files} files into {args.out}"
+    if skipped:
+        done += f"; {skipped} already in the archive, not added again"
+    print(done)
     for line in failed:
         print(f"  skipped: {line}", file=sys.stderr)
     return 0

@@ -16,7 +16,9 @@ Layout (format version 1)
         scan_id               fixed 32-byte ASCII, the stable id of each scan (see
                               :func:`scan_ids`), computed once when the scan is written
         meta/<key>            one column per metadata key: bool, int64, float64 (NaN = unknown)
-                              or UTF-8 strings ("" = unknown)
+                              or UTF-8 strings ("" = unknown); a column of lists/dicts (e.g.
+                              ``wavecal_coeffs``) is JSON text with attr encoding = "json" and
+                              is read back as lists/dicts
 
 Scans are numbered ``0 .. n_scans-1`` in write order (groups in name order, rows within a
 group); a scan's ``source`` when read back is ``"<archive path>#<index>"`` and the source it was
@@ -32,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import hashlib
+import json
 import math
 import shutil
 import sys
@@ -330,7 +333,9 @@ class ArchiveReader:
             ids = grp["scan_id"][a:b].astype(str).astype(object)
             columns: dict[str, np.ndarray] = {}
             for key, ds in grp["meta"].items():
-                if ds.dtype.kind in "OSU" or h5py_is_string(ds):
+                if ds.attrs.get("encoding") == JSON_ENCODING:
+                    columns[key] = _json_values(ds.asstr()[a:b].tolist())
+                elif ds.dtype.kind in "OSU" or h5py_is_string(ds):
                     columns[key] = ds.asstr()[a:b].astype(object)
                 else:
                     columns[key] = ds[a:b]
@@ -350,6 +355,18 @@ class ArchiveReader:
             yield block.to_batch(self.path)
 
 
+def _json_values(texts: list[str]) -> np.ndarray:
+    """Decoded JSON column (object array of lists/dicts; None where unknown)."""
+    out = np.empty(len(texts), dtype=object)
+    cache: dict[str, Any] = {}
+    for i, t in enumerate(texts):
+        if t:
+            if t not in cache:
+                cache[t] = json.loads(t)
+            out[i] = cache[t]
+    return out
+
+
 def h5py_is_string(ds: Any) -> bool:
     """True when an h5py dataset holds strings."""
     import h5py
@@ -358,11 +375,21 @@ def h5py_is_string(ds: Any) -> bool:
 
 
 # -- writing ---------------------------------------------------------------------------------------
+#: ``encoding`` attribute of a metadata column that holds JSON text (lists, dicts).
+JSON_ENCODING = "json"
+
+
+def _json_default(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else str(value)
+
+
 def _column_kind(values: Sequence[Any]) -> str:
-    """'b' (all booleans), 'i' (all ints), 'f' (numbers, some unknown) or 's' (anything else,
-    or all unknown)."""
+    """'b' (all booleans), 'i' (all ints), 'f' (numbers, some unknown), 'j' (lists/dicts, some
+    unknown) or 's' (anything else, or all unknown)."""
     if all(v is None for v in values):
         return "s"
+    if all(v is None or isinstance(v, (list, tuple, dict)) for v in values):
+        return "j"
     if all(isinstance(v, (bool, np.bool_)) for v in values):
         return "b"
     kind = "i"
@@ -387,6 +414,9 @@ def _column_array(values: Sequence[Any], kind: str) -> np.ndarray:
         return np.asarray(values, dtype=np.int64)
     if kind == "f":
         return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+    if kind == "j":
+        return np.array(["" if v is None else json.dumps(v, default=_json_default)
+                         for v in values], dtype=object)
     return np.array(["" if v is None else str(v) for v in values], dtype=object)
 
 
@@ -407,6 +437,10 @@ class ArchiveWriter:
         given, before any conversion.
     compression
         h5py compression filter (``"gzip"``, ``"lzf"`` or None).
+    skip_duplicates
+        Leave out scans whose id (:func:`scan_ids`) is already in the archive or was appended
+        before (an appended folder that still holds the scans packed last month adds only the
+        new ones); :attr:`skipped` counts them. Default False: every scan is written.
 
     Examples
     --------
@@ -416,7 +450,7 @@ class ArchiveWriter:
     """
 
     def __init__(self, path: str | Path, mode: str = "w", *, dtype: str | np.dtype | None = None,
-                 compression: str | None = "gzip") -> None:
+                 compression: str | None = "gzip", skip_duplicates: bool = False) -> None:
         import h5py
 
         if mode not in ("w", "a"):
@@ -448,6 +482,12 @@ class ArchiveWriter:
 
         self._file.attrs["ramanid_version"] = __version__
         self._n_total = int(self._file.attrs.get("n_scans", 0))
+        #: scans left out because their id was already in the archive (``skip_duplicates``)
+        self.skipped = 0
+        self._known: set[str] | None = None
+        if skip_duplicates:
+            self._known = {s.decode("ascii") for g in self._file["scans"].values()
+                           for s in g["scan_id"][()].tolist()}
         self._pending: list[SpectrumBatch] = []
         self._pending_rows = 0
         self._closed = False
@@ -478,6 +518,17 @@ class ArchiveWriter:
         """
         if self._closed:
             raise UsageError("archive writer is closed")
+        if self._known is not None:
+            keep = []
+            for i, ident in enumerate(scan_ids(batch).tolist()):
+                if ident not in self._known:
+                    self._known.add(ident)
+                    keep.append(i)
+            self.skipped += len(batch) - len(keep)
+            if not keep:
+                return
+            if len(keep) < len(batch):
+                batch = batch[keep]
         if self._pending and (not np.array_equal(self._pending[0].axis, batch.axis)
                               or self._pending_rows + len(batch) > BUFFER_ROWS):
             self.flush()
@@ -503,9 +554,13 @@ class ArchiveWriter:
         keys = [k for k in dict.fromkeys(k for m in batch.meta for k in m)
                 if k not in _DERIVED_KEYS]
         columns: dict[str, np.ndarray] = {}
+        json_keys: set[str] = set()
         for k in keys:
             vals = [m.get(k) for m in batch.meta]
-            columns[k] = _column_array(vals, _column_kind(vals))
+            kind = _column_kind(vals)
+            columns[k] = _column_array(vals, kind)
+            if kind == "j":
+                json_keys.add(k)
         # the file each scan came from is kept as "origin"
         if "origin" not in columns:
             columns["origin"] = _column_array([m.get("source") for m in batch.meta], "s")
@@ -521,10 +576,10 @@ class ArchiveWriter:
         values = values.astype(store)
 
         grp = self._last_group()
-        if grp is not None and not self._fits(grp, batch.axis, columns, store):
+        if grp is not None and not self._fits(grp, batch.axis, columns, store, json_keys):
             grp = None
         if grp is None:
-            grp = self._new_group(batch.axis, columns, store)
+            grp = self._new_group(batch.axis, columns, store, json_keys)
         old = int(grp.attrs["n"])
         new = old + n
         grp["intensity"].resize((new, batch.n_points))
@@ -540,7 +595,7 @@ class ArchiveWriter:
         self._file.attrs["n_scans"] = self._n_total
 
     def _fits(self, grp: Any, axis: np.ndarray, columns: dict[str, np.ndarray],
-              store: np.dtype) -> bool:
+              store: np.dtype, json_keys: set[str]) -> bool:
         if grp["intensity"].dtype != store:
             return False
         old_axis = grp["axis"][()]
@@ -556,10 +611,12 @@ class ArchiveWriter:
                 return False
             if not stored_str and ds.dtype != arr.dtype:
                 return False
+            if (ds.attrs.get("encoding") == JSON_ENCODING) != (k in json_keys):
+                return False
         return True
 
     def _new_group(self, axis: np.ndarray, columns: dict[str, np.ndarray],
-                   store: np.dtype) -> Any:
+                   store: np.dtype, json_keys: set[str]) -> Any:
         import h5py
 
         scans = self._file["scans"]
@@ -578,7 +635,10 @@ class ArchiveWriter:
         meta = grp.create_group("meta")
         for k, arr in columns.items():
             dt = h5py.string_dtype("utf-8") if arr.dtype == object else arr.dtype
-            meta.create_dataset(k, shape=(0,), maxshape=(None,), dtype=dt, chunks=(16384,), **kw)
+            ds = meta.create_dataset(k, shape=(0,), maxshape=(None,), dtype=dt, chunks=(16384,),
+                                     **kw)
+            if k in json_keys:
+                ds.attrs["encoding"] = JSON_ENCODING
         return grp
 
     def close(self) -> None:
