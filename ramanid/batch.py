@@ -189,12 +189,17 @@ def _check_job_dir(config: JobConfig, resume: bool) -> None:
                              f"{d} belong to a job with other inputs or options",
                              hint="run with the same inputs, library, --chunk-size and --format, "
                                   "or drop --resume to start again")
+        if saved.get("columns") != list(batch_io.COLUMN_NAMES):
+            raise UsageError(f"--resume: the checkpoints in {d} were written by another "
+                             "version of ramanid (other result columns)",
+                             hint="drop --resume to start the job again")
     d.mkdir(parents=True, exist_ok=True)
     for tmp in d.glob(".*"):  # temporary files of writes interrupted by a kill
         with contextlib.suppress(OSError):
             tmp.unlink()
     if not job_file.exists():
-        atomic_write_text(job_file, json.dumps({"fingerprint": config.fingerprint()}, indent=1))
+        atomic_write_text(job_file, json.dumps({"fingerprint": config.fingerprint(),
+                                                "columns": list(batch_io.COLUMN_NAMES)}, indent=1))
 
 
 def _assemble(config: JobConfig, n_tasks: int, summary: Summary) -> None:

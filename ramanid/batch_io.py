@@ -29,7 +29,8 @@ from ramanid.errors import InputError, UsageError
 
 FORMATS = ("parquet", "csv", "jsonl")
 
-#: (name, kind) of every result column, in output order. kind: "str", "float" or "json".
+#: (name, kind) of every result column, in output order. kind: "str", "float", "json" or "bool"
+#: (True/False/None: Parquet boolean, CSV ``true``/``false``, JSON true/false).
 RESULT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("scan_id", "str"),
     ("source", "str"),
@@ -71,6 +72,7 @@ RESULT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("operator", "str"),
     ("format", "str"),
     ("origin", "str"),
+    ("simulated", "bool"),        # True: the scan came from the simulator, not a real sample
     ("meta_extra", "json"),
 )
 #: Columns of the ``--since-library`` change report, most important change kinds first.
@@ -97,7 +99,7 @@ COLUMN_NAMES = tuple(name for name, _ in RESULT_COLUMNS)
 #: Scan metadata columns (copied from the scan, not from the engine).
 META_COLUMNS = ("name", "device_serial", "device_model", "laser_nm", "integration_ms",
                 "averages", "timestamp", "units", "calibration_id", "operator", "format",
-                "origin")
+                "origin", "simulated")
 
 Table = dict[str, np.ndarray]
 Schema = tuple[tuple[str, str], ...]
@@ -117,6 +119,8 @@ def as_column(values: Iterable[Any] | np.ndarray, kind: str) -> np.ndarray:
     Fast path: an object array for a text column is taken to hold ``str`` or None already
     (only ``""`` is turned into None); a numeric array for a float column is cast.
     """
+    if kind == "bool":
+        return np.array([_as_bool(v) for v in values], dtype=object)
     if isinstance(values, np.ndarray):
         if kind == "float" and values.dtype.kind in "fiub":
             return values.astype(np.float64)
@@ -142,6 +146,22 @@ def as_column(values: Iterable[Any] | np.ndarray, kind: str) -> np.ndarray:
         else:
             arr[i] = v if isinstance(v, str) else str(v)
     return arr
+
+
+_TRUE = {"true", "1", "yes"}
+_FALSE = {"false", "0", "no"}
+
+
+def _as_bool(v: Any) -> bool | None:
+    """True/False from a bool, 0/1 or its text (``"True"``, ``"false"``, ...); else None."""
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if isinstance(v, (int, np.integer)) and v in (0, 1):
+        return bool(v)
+    if isinstance(v, str):
+        t = v.strip().lower()
+        return True if t in _TRUE else False if t in _FALSE else None
+    return None
 
 
 def _json_default(obj: Any) -> Any:
@@ -210,6 +230,9 @@ def _arrow_table(table: Table, schema: Schema) -> Any:
         if kind == "float":
             arrays.append(pa.array(col, type=pa.float64(), mask=np.isnan(col)))
             fields.append(pa.field(name, pa.float64()))
+        elif kind == "bool":
+            arrays.append(pa.array(col.tolist(), type=pa.bool_()))
+            fields.append(pa.field(name, pa.bool_()))
         else:
             arrays.append(pa.array(col, type=pa.string()))
             fields.append(pa.field(name, pa.string()))
@@ -226,6 +249,8 @@ def _csv_text(table: Table, schema: Schema, header: bool) -> str:
         col = table[name]
         if kind == "float":
             cols.append(["" if math.isnan(v) else repr(v) for v in col.tolist()])
+        elif kind == "bool":
+            cols.append(["" if v is None else ("true" if v else "false") for v in col.tolist()])
         else:
             cols.append(["" if v is None else v for v in col.tolist()])
     writer.writerows(zip(*cols, strict=True))
@@ -345,6 +370,8 @@ def iter_results(path: str | Path, fmt: str | None = None,
                         out[k] = None
                     elif kind == "float":
                         out[k] = float(v)
+                    elif kind == "bool":
+                        out[k] = _as_bool(v)
                     else:
                         out[k] = v
                 yield _parse_row(out)

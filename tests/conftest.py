@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# Per-user state (calibration records, keys, caches) never touches the real home directory in
+# tests: every run, and every subprocess it starts, uses a fresh RAMANID_HOME.
+os.environ["RAMANID_HOME"] = tempfile.mkdtemp(prefix="ramanid-test-home-")
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"

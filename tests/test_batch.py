@@ -301,6 +301,31 @@ def test_damaged_part_of_an_archive_is_recorded_and_the_job_goes_on(
     assert "damaged" in rows[bad[0]]["error"]
 
 
+def _job_file(config: object, columns: object = None) -> str:
+    cols = list(batch_io.COLUMN_NAMES) if columns is None else columns
+    return json.dumps({"fingerprint": config.fingerprint(), "columns": cols})
+
+
+def test_resume_refuses_checkpoints_with_other_columns(tmp_path: Path,
+                                                       shared_data: Path) -> None:
+    """Parts written by a ramanid with other result columns are never mixed into one file."""
+    from ramanid.batch_job import JobConfig
+
+    archive = tmp_path / "scans.h5"
+    _synthetic_archive(archive, shared_data, 10)
+    out = tmp_path / "res.jsonl"
+    config = JobConfig(out=str(out.resolve()), fmt="jsonl", library=None, old_library=None,
+                       chunk_size=20, inputs=(str(archive.resolve()),))
+    config.parts_dir.mkdir()
+    (config.parts_dir / "job.json").write_text(_job_file(config, list(batch_io.COLUMN_NAMES[:-2])))
+    options = BatchOptions(out=str(out), workers=1, chunk_size=20, resume=True)
+    with pytest.raises(UsageError, match="another version"):
+        run_batch([archive], options)
+    assert not out.exists()
+    summary = run_batch([archive], BatchOptions(out=str(out), workers=1, chunk_size=20))
+    assert summary.scans == 10 and len(_rows(out)) == 10
+
+
 def test_resume_refuses_when_the_inputs_changed(tmp_path: Path, shared_data: Path) -> None:
     from ramanid.batch_job import JobConfig, Task
     from ramanid.batch_task import run_task
@@ -313,7 +338,7 @@ def test_resume_refuses_when_the_inputs_changed(tmp_path: Path, shared_data: Pat
     config = JobConfig(out=str(out.resolve()), fmt="jsonl", library=None, old_library=None,
                        chunk_size=20, inputs=(str(archive.resolve()),))
     config.parts_dir.mkdir()
-    (config.parts_dir / "job.json").write_text(json.dumps({"fingerprint": config.fingerprint()}))
+    (config.parts_dir / "job.json").write_text(_job_file(config))
     run_task(Task(0, "archive", str(archive.resolve()), 0, 20), config)
     # meanwhile more scans were appended: the last chunk boundary moves
     from ramanid.io.archive import ArchiveWriter, read_archive
@@ -330,7 +355,7 @@ def test_resume_refuses_when_the_inputs_changed(tmp_path: Path, shared_data: Pat
     assert summary.scans == 45 and len(_rows(out)) == 45
     # a checkpoint whose chunk now covers other scans is refused
     config.parts_dir.mkdir()
-    (config.parts_dir / "job.json").write_text(json.dumps({"fingerprint": config.fingerprint()}))
+    (config.parts_dir / "job.json").write_text(_job_file(config))
     run_task(Task(1, "archive", str(archive.resolve()), 20, 30), config)   # planned 20..40 now
     with pytest.raises(UsageError, match="inputs changed"):
         run_batch([archive], options)
@@ -389,3 +414,25 @@ def test_result_path_is_checked_before_any_work(tmp_path: Path, shared_data: Pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]     # nothing written
     ok = run_batch([scan], BatchOptions(out=str(tmp_path / "r.out"), fmt="jsonl", workers=1))
     assert ok.scans == 1 and len(list(batch_io.iter_results(tmp_path / "r.out", "jsonl"))) == 1
+
+
+@pytest.mark.timeout(150)
+def test_simulated_scans_are_flagged_in_every_format(tmp_path: Path, shared_data: Path) -> None:
+    """A scan saved from the simulator says so in a top-level boolean column (QA 10:38)."""
+    env = {**os.environ, "RAMANID_HOME": str(tmp_path / "home")}
+    sim = tmp_path / "sim.h5"
+    done = subprocess.run([sys.executable, "-m", "ramanid", "scan", "--device",
+                           "sim://wasatch?sample=lactose", "--save", str(sim)],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    real = sorted(_older(shared_data).glob("*.csv"))[0]
+    seen = {}
+    for fmt in ("parquet", "csv", "jsonl"):
+        out = tmp_path / f"r.{fmt}"
+        run_batch([sim, real], BatchOptions(out=str(out), workers=1))
+        rows = _rows(out)
+        seen[fmt] = [(Path(r["source"].split("#")[0]).name, r["simulated"]) for r in rows]
+        assert all("simulated" not in (r["meta_extra"] or {}) for r in rows)
+        assert [type(r["simulated"]) for r in rows if r["source"].startswith(str(sim))] == [bool]
+    assert seen["parquet"] == seen["csv"] == seen["jsonl"]
+    assert sorted(seen["jsonl"], key=str) == sorted([("sim.h5", True), (real.name, None)], key=str)
