@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -263,6 +263,20 @@ class Device(ABC):
     def __repr__(self) -> str:
         i = self._identity
         return f"<{type(self).__name__} {self.url} {i.model if i else '?'} {i.serial if i else ''}>"
+
+
+def options_from_kwargs(cls: type[Any], protocol_label: str, kw: dict[str, Any]) -> Any:
+    """Build the options dataclass ``cls`` from keyword options (``None`` values ignored).
+
+    Unknown names are a :class:`UsageError` that lists the known ones.
+    """
+    kw = {k: v for k, v in kw.items() if v is not None}
+    names = {f.name for f in fields(cls)}
+    unknown = set(kw) - names
+    if unknown:
+        raise UsageError(f"unknown {protocol_label} option(s): {', '.join(sorted(unknown))}",
+                         hint=f"known: {', '.join(sorted(names))}")
+    return cls(**kw)
 
 
 def _sim_protocol(url: str) -> str | None:

@@ -29,6 +29,8 @@ import hashlib
 import struct
 from dataclasses import dataclass
 
+from ramanid.drivers.streambuffer import StreamBuffer
+
 START = b"\xc1\xc0"
 FOOTER = b"\xc5\xc4\xc3\xc2"
 HEADER_LEN = 44
@@ -212,7 +214,7 @@ class BadFrame:
     discarded: int
 
 
-class StreamParser:
+class StreamParser(StreamBuffer):
     """Incremental OBP parser: feed bytes in any chunking, get whole messages out.
 
     It scans for the start bytes ``C1 C0``, checks the header (version, immediate length,
@@ -234,20 +236,7 @@ class StreamParser:
                      {VERSION_SEABREEZE, VERSION_STS_SAMPLE})) -> None:
         self.max_payload = max_payload
         self.known_versions = known_versions
-        self._buf = bytearray()
-        self._wait = 0  # bytes needed before parsing can progress (fast path)
-        self.garbage_bytes = 0
-        self.bad_frames = 0
-
-    def reset(self) -> None:
-        """Forget buffered bytes."""
-        self._buf.clear()
-        self._wait = 0
-
-    @property
-    def buffered(self) -> int:
-        """Number of bytes held waiting for the rest of a frame."""
-        return len(self._buf)
+        super().__init__()
 
     def needed(self) -> int:
         """Bytes still missing for the frame being assembled (at least 1 when unknown)."""

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import struct
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 from ramanid.drivers import obp
-from ramanid.drivers.device import Device, Identity
+from ramanid.drivers.device import Device, Identity, options_from_kwargs
 from ramanid.drivers.errors import (
     OBP_ERRORS,
     DeviceNack,
@@ -86,13 +86,7 @@ class ObpOptions:
     @classmethod
     def from_kwargs(cls, **kw: object) -> ObpOptions:
         """Build from keyword options; unknown names are a :class:`UsageError`."""
-        kw = {k: v for k, v in kw.items() if v is not None}
-        names = {f.name for f in fields(cls)}
-        unknown = set(kw) - names
-        if unknown:
-            raise UsageError(f"unknown OBP option(s): {', '.join(sorted(unknown))}",
-                             hint=f"known: {', '.join(sorted(names))}")
-        return cls(**kw)
+        return options_from_kwargs(cls, "OBP", kw)
 
 
 class ObpDevice(Device):

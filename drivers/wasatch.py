@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ramanid.drivers.crc import CRC8_MAXIM_TABLE, crc8_maxim
+from ramanid.drivers.streambuffer import StreamBuffer
 
 START = 0x3C
 END = 0x3E
@@ -157,7 +158,7 @@ class BadFrame:
     command: int | None = None
 
 
-class StreamParser:
+class StreamParser(StreamBuffer):
     """Incremental Wasatch frame parser: feed bytes in any chunking, get frames out.
 
     It scans for ``<``, reads the 16-bit length, waits for the whole frame, checks CRC and ``>``;
@@ -171,20 +172,7 @@ class StreamParser:
 
     def __init__(self, max_length: int = 512) -> None:
         self.max_length = max_length
-        self._buf = bytearray()
-        self._wait = 0  # bytes needed before parsing can progress (fast path)
-        self.garbage_bytes = 0
-        self.bad_frames = 0
-
-    def reset(self) -> None:
-        """Forget buffered bytes."""
-        self._buf.clear()
-        self._wait = 0
-
-    @property
-    def buffered(self) -> int:
-        """Number of bytes held waiting for the rest of a frame."""
-        return len(self._buf)
+        super().__init__()
 
     def take_raw(self, n: int) -> bytes:
         """Remove and return up to ``n`` buffered bytes without parsing them (raw streams)."""

@@ -18,13 +18,13 @@ from __future__ import annotations
 import json
 import struct
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from ramanid.drivers import wasatch as w
 from ramanid.drivers import wasatch_eeprom
-from ramanid.drivers.device import Device, Identity
+from ramanid.drivers.device import Device, Identity, options_from_kwargs
 from ramanid.drivers.errors import (
     WASATCH_STATUS,
     DeviceNack,
@@ -84,13 +84,7 @@ class WasatchOptions:
     @classmethod
     def from_kwargs(cls, **kw: object) -> WasatchOptions:
         """Build from keyword options; unknown names are a :class:`UsageError`."""
-        kw = {k: v for k, v in kw.items() if v is not None}
-        names = {f.name for f in fields(cls)}
-        unknown = set(kw) - names
-        if unknown:
-            raise UsageError(f"unknown Wasatch option(s): {', '.join(sorted(unknown))}",
-                             hint=f"known: {', '.join(sorted(names))}")
-        return cls(**kw)
+        return options_from_kwargs(cls, "Wasatch", kw)
 
 
 class WasatchDevice(Device):
