@@ -65,13 +65,34 @@ def run_pool(tasks: Iterator[Task], config: JobConfig, workers: int,
             method = "forkserver" if "forkserver" in methods else "spawn"
         with _env(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1"):
             pool = cf.ProcessPoolExecutor(max_workers=workers,
-                                          mp_context=mp.get_context(method))
+                                          mp_context=mp.get_context(method),
+                                          initializer=_die_with_parent)
             list(pool.map(_noop, range(workers)))   # start the workers now
     try:
         yield from _bounded_map(lambda t: pool.submit(run_task, t, config), wait_one, tasks,
                                 2 * workers)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _die_with_parent() -> None:
+    """Pool initializer: end this worker when the batch process dies (even by ``kill -9``).
+
+    Linux ``prctl(PR_SET_PDEATHSIG, SIGTERM)``; elsewhere nothing (the pool's own shutdown
+    still ends workers on every normal exit).
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # pragma: no cover - unusual libc
+        return
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 def _noop(_: int) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ramanid import batch_io
+from ramanid.hazard import HAZARD_RANK, is_alarm
 
 DEFAULT_CHUNK_SIZE = 2048
 #: A chunk of at least this many scans on which the engine fails for every scan stops the job.
@@ -24,7 +25,6 @@ JOB_FILE = "job.json"
 #: Order of change kinds in the ``--since-library`` report.
 CHANGE_ORDER = ("new_hazard", "hazard_changed", "hazard_cleared", "verdict_changed",
                 "identity_changed")
-_HAZARD_RANK = {"none": 0, "low": 1, "high": 2, "extreme": 3}
 
 
 # -- job description -----------------------------------------------------------------------------
@@ -117,6 +117,8 @@ class Summary:
     hazard_substances: Counter = field(default_factory=Counter)
     changes: Counter = field(default_factory=Counter)
     error_examples: list[str] = field(default_factory=list)
+    simulated: int = 0
+    simulated_alarms: int = 0
 
     def add(self, other: Summary) -> None:
         """Add another summary's counts to this one."""
@@ -126,14 +128,16 @@ class Summary:
         self.hazard_levels.update(other.hazard_levels)
         self.hazard_substances.update(other.hazard_substances)
         self.changes.update(other.changes)
+        self.simulated += other.simulated
+        self.simulated_alarms += other.simulated_alarms
         room = 10 - len(self.error_examples)
         if room > 0:
             self.error_examples.extend(other.error_examples[:room])
 
     @property
     def hazards(self) -> int:
-        """Number of scans with a hazard level other than none."""
-        return sum(n for level, n in self.hazard_levels.items() if level != "none")
+        """Number of scans that raised the alarm (hazard level high or extreme)."""
+        return sum(n for level, n in self.hazard_levels.items() if is_alarm(level))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -151,7 +155,9 @@ class Summary:
                    hazard_levels=Counter(d.get("hazard_levels", {})),
                    hazard_substances=Counter(d.get("hazard_substances", {})),
                    changes=Counter(d.get("changes", {})),
-                   error_examples=list(d.get("error_examples", [])))
+                   error_examples=list(d.get("error_examples", [])),
+                   simulated=int(d.get("simulated", 0)),
+                   simulated_alarms=int(d.get("simulated_alarms", 0)))
 
     @classmethod
     def of_table(cls, table: batch_io.Table, changes: batch_io.Table | None = None) -> Summary:
@@ -164,7 +170,12 @@ class Summary:
                             zip(table["source"][err][:10], table["error"][err][:10], strict=True)]
         s.verdicts = Counter(v for v in table["verdict"].tolist() if v is not None)
         s.hazard_levels = Counter(v for v in table["hazard_level"].tolist() if v is not None)
-        for text in table["hazard_substances"][_hazard_mask(table["hazard_level"])].tolist():
+        alarm = _hazard_mask(table["hazard_level"])
+        if "simulated" in table:
+            sim = np.array([v is True for v in table["simulated"].tolist()], dtype=bool)
+            s.simulated = int(sim.sum())
+            s.simulated_alarms = int((sim & alarm).sum())
+        for text in table["hazard_substances"][alarm].tolist():
             for name in json.loads(text) if text else []:
                 s.hazard_substances[_substance_name(name)] += 1
         if changes is not None:
@@ -179,9 +190,12 @@ class Summary:
                                                   sorted(self.verdicts.items())))
         if self.hazards:
             levels = ", ".join(f"{k} {v}" for k, v in sorted(
-                self.hazard_levels.items(), key=lambda kv: -_HAZARD_RANK.get(kv[0], 0))
-                if k != "none")
+                self.hazard_levels.items(), key=lambda kv: -HAZARD_RANK.get(kv[0], 0))
+                if is_alarm(k))
             lines.append(f"HAZARD ALARMS: {self.hazards} scans ({levels})")
+            if self.simulated_alarms:
+                lines.append(f"  of them from SIMULATED scans: {self.simulated_alarms} "
+                             "(not real samples)")
             top = ", ".join(f"{k} {v}" for k, v in self.hazard_substances.most_common(10))
             if top:
                 lines.append(f"  substances: {top}")
@@ -196,7 +210,7 @@ class Summary:
 
 
 def _hazard_mask(levels: np.ndarray) -> np.ndarray:
-    return np.array([lv not in (None, "none") for lv in levels.tolist()], dtype=bool)
+    return np.array([is_alarm(lv) for lv in levels.tolist()], dtype=bool)
 
 
 def _substance_name(item: Any) -> str:

@@ -20,6 +20,7 @@ from ramanid import batch_io
 from ramanid.atomic import atomic_write_text
 from ramanid.batch_job import SYSTEMIC_FAILURE, JobConfig, Summary, Task
 from ramanid.errors import InputError
+from ramanid.hazard import is_alarm
 from ramanid.spectrum import SpectrumBatch
 
 # -- the engine side -----------------------------------------------------------------------------
@@ -174,13 +175,13 @@ def _read_task(task: Task) -> tuple[list[SpectrumBatch], list[tuple[int, batch_i
             return [], [(0, _error_table(sources, [_path_id(s) for s in sources],
                                          exc.message))], None
         return [block.to_batch(task.path)], [], _array_meta_columns(block.meta_arrays())
-    from ramanid.io import read_batches
+    from ramanid.io import read_batches, require_raman
 
     batches: list[SpectrumBatch] = []
     errors: list[tuple[int, batch_io.Table]] = []
     for f in task.files:
         try:
-            batches.extend(read_batches(f))
+            batches.extend([require_raman(b, f) for b in read_batches(f)])
         except InputError as exc:
             reason = exc.message + (f"; {exc.hint}" if exc.hint else "")
             errors.append((len(batches), _error_table([f], [_path_id(f)], reason)))
@@ -251,8 +252,8 @@ def compare_tables(old: batch_io.Table, new: batch_io.Table) -> batch_io.Table:
     ov, nv = old["verdict"].tolist(), new["verdict"].tolist()
     ot, nt = old["top_id"].tolist(), new["top_id"].tolist()
     for i in range(n):
-        o_alarm = ol[i] not in (None, "none")
-        n_alarm = nl[i] not in (None, "none")
+        o_alarm = is_alarm(ol[i])
+        n_alarm = is_alarm(nl[i])
         if n_alarm and not o_alarm:
             kinds[i] = "new_hazard"
         elif n_alarm and (ol[i] != nl[i] or osub[i] != nsub[i]):

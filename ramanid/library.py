@@ -46,12 +46,12 @@ from typing import Any
 import numpy as np
 
 from ramanid.errors import LibraryError, UsageError
+from ramanid.hazard import HAZARD_LEVELS, is_alarm
 
 FORMAT_NAME = "ramanid-library"
 FORMAT_VERSION = 1
 USERBLOCK_SIZE = 512
 USERBLOCK_MAGIC = b"RAMANID-LIBRARY\n"
-HAZARD_LEVELS = ("none", "low", "high", "extreme")
 PROVENANCE_KINDS = ("measured", "modelled", "in-silico")
 STATUSES = ("pending", "approved", "retired")
 #: Environment variable naming the library to load when no path is given.
@@ -114,7 +114,7 @@ class Entry:
     @property
     def hazardous(self) -> bool:
         """True for hazard levels ``high`` and ``extreme``."""
-        return self.hazard_level in ("high", "extreme")
+        return is_alarm(self.hazard_level)
 
     @property
     def measured(self) -> bool:

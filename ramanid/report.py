@@ -36,8 +36,8 @@ from typing import Any, TextIO
 
 from ramanid import i18n
 from ramanid.errors import EXIT_HAZARD, EXIT_INPUT, EXIT_OK
+from ramanid.hazard import ALARM_LEVELS, HAZARD_LEVELS, is_alarm
 
-HAZARD_LEVELS = ("none", "low", "high", "extreme")
 """Hazard levels, lowest first (the library's scale)."""
 
 VERDICTS = ("match", "mixture", "no_match", "inconclusive")
@@ -70,7 +70,6 @@ def hazard_level(record: Mapping[str, Any]) -> str:
     return level if level in HAZARD_LEVELS else "extreme"
 
 
-ALARM_LEVELS = ("high", "extreme")
 """Hazard levels that raise the alarm (red banner, exit status 3): the library's "hazardous"."""
 
 
@@ -311,7 +310,7 @@ def _hazard_lines(record: Mapping[str, Any], lang: str, style: _Style) -> list[s
     message = hazard.get("message")
     if message:
         lines.append(i18n.t("hazard.library_guidance", lang, message=str(message)))
-    return banner(lines, style, "alarm" if level in ("high", "extreme") else "caution")
+    return banner(lines, style, "alarm" if is_alarm(level) else "caution")
 
 
 def verdict_line(record: Mapping[str, Any], lang: str = "en") -> str:
@@ -568,7 +567,7 @@ def render_summary(records: Sequence[Mapping[str, Any]], errors: int = 0, lang: 
                  f"{', '.join(_substance_names(r.get('hazard') or {})) or hazard_level(r)}"
                  for r in hazards]
         out.extend(banner([i18n.t(f"hazard.title.{worst}", lang), *names], style,
-                          "alarm" if worst in ("high", "extreme") else "caution"))
+                          "alarm" if is_alarm(worst) else "caution"))
     return "\n".join(out)
 
 

@@ -436,3 +436,17 @@ def test_simulated_scans_are_flagged_in_every_format(tmp_path: Path, shared_data
         assert [type(r["simulated"]) for r in rows if r["source"].startswith(str(sim))] == [bool]
     assert seen["parquet"] == seen["csv"] == seen["jsonl"]
     assert sorted(seen["jsonl"], key=str) == sorted([("sim.h5", True), (real.name, None)], key=str)
+
+
+@pytest.mark.timeout(120)
+def test_non_raman_file_in_a_folder_is_an_error_row(tmp_path, shared_data) -> None:
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    shutil.copy(shared_data / "enlighten" / "library-older" / "lactose.csv", folder / "a.csv")
+    shutil.copy(shared_data / "formats" / "spc" / "test_data" / "NMR_FID.SPC", folder / "b.spc")
+    out = tmp_path / "r.jsonl"
+    run_batch([str(folder)], BatchOptions(out=str(out), workers=1))
+    rows = {Path(r["source"]).name: r for r in batch_io.iter_results(out)}
+    assert rows["a.csv"]["status"] == "ok"
+    assert rows["b.spc"]["status"] == "error"
+    assert "not a Raman spectrum" in rows["b.spc"]["error"]
