@@ -1,4 +1,4 @@
-"""ramanid: identify substances from handheld Raman scans, with an early warning for synthetic opioids.
+"""ramanid: identify substances from handheld Raman scans; an early warning for synthetic opioids.
 
 The package is a pipeline of small stages, each working on a batch of spectra (a 2-D array on a
 shared Raman-shift axis):
