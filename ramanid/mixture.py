@@ -27,7 +27,7 @@ from itertools import combinations
 
 import numpy as np
 
-__all__ = ["Fit", "Selection", "design_gram", "forward_select", "nnls_gram"]
+__all__ = ["Fit", "Selection", "design_gram", "forward_select", "greedy_select", "nnls_gram"]
 
 
 @lru_cache(maxsize=8)
@@ -220,3 +220,78 @@ def design_gram(rows: np.ndarray, x: np.ndarray, lo: int, hi: int
     G = np.matmul(a, a.transpose(0, 2, 1)).astype(np.float64)
     b = np.matmul(a, x[:, lo:hi, None].astype(np.float32))[..., 0].astype(np.float64)
     return G, b
+
+
+def greedy_select(gram: np.ndarray, b: np.ndarray, k: int, min_gain: np.ndarray | float, *,
+                  pool: np.ndarray | None = None, group: np.ndarray | None = None
+                  ) -> np.ndarray:
+    """Greedy forward selection of up to ``k`` columns out of a whole library, per scan.
+
+    Orthogonal matching pursuit on a Gram matrix shared by the batch: at every step, for every
+    scan at once, the column whose entry lowers the least-squares residual most is added,
+    ``gain_j = max(r.a_j, 0)^2 / ||a_j_perp||^2`` (r: residual of the current model, a_j_perp:
+    the part of column j outside the model's span; only columns that enter with a positive
+    coefficient count). The first column always enters; later ones only while their gain
+    exceeds ``min_gain`` (the scan's noise / model-mismatch limit), so selection stops when the
+    reduction is no longer significant. Columns within 0.1 % of the model's span (near
+    duplicates) and columns of a group already in the model are skipped.
+
+    Parameters
+    ----------
+    gram
+        ``(N, N)`` Gram matrix of the columns (shared by all scans).
+    b
+        ``(n, N)`` products of the columns with the scans.
+    k
+        Columns at most.
+    min_gain
+        Residual reduction a column after the first must bring, per scan ``(n,)`` or scalar.
+    pool
+        Optional ``(N,)`` bool: columns that may enter.
+    group
+        Optional ``(N,)`` int: group label (e.g. substance); one column per group.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n, k)`` int64 column ids in order of entry, -1 where no column entered.
+    """
+    n, N = b.shape
+    G = np.asarray(gram, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    d = np.maximum(np.diag(G), 1e-30)
+    rows = np.arange(n)
+    limit = np.broadcast_to(np.asarray(min_gain, dtype=np.float64), (n,))
+    allowed = np.ones((n, N), dtype=bool)
+    if pool is not None:
+        allowed &= np.asarray(pool, dtype=bool)[None, :]
+    ids = np.full((n, k), -1, dtype=np.int64)
+    active = np.ones(n, dtype=bool)
+    for s in range(min(k, N)):
+        if s == 0:
+            corr, perp = b, np.broadcast_to(d, (n, N))
+        else:
+            S = ids[:, :s]
+            ok = S >= 0
+            Sc = np.maximum(S, 0)
+            both = ok[:, :, None] & ok[:, None, :]
+            GSS = np.where(both, G[Sc[:, :, None], Sc[:, None, :]], np.eye(s)[None])
+            GSj = np.where(ok[:, :, None], G[Sc], 0.0)                       # (n, s, N)
+            bS = np.where(ok, b[rows[:, None], Sc], 0.0)
+            sol = np.linalg.solve(GSS, np.concatenate([bS[:, :, None], GSj], axis=2))
+            corr = b - np.einsum("ns,nsj->nj", sol[:, :, 0], GSj)
+            perp = d[None, :] - np.einsum("nsj,nsj->nj", GSj, sol[:, :, 1:])
+        usable = allowed & (perp > 1e-3 * d[None, :]) & (corr > 0)
+        gain = np.where(usable, np.maximum(corr, 0.0) ** 2 / np.maximum(perp, 1e-30), -np.inf)
+        j = np.argmax(gain, axis=1)
+        g = gain[rows, j]
+        take = active & np.isfinite(g) & ((g > limit) if s else True)
+        ids[take, s] = j[take]
+        allowed[take, j[take]] = False
+        if group is not None:
+            grp = np.asarray(group)
+            allowed[take] &= grp[None, :] != grp[j[take]][:, None]
+        active = take
+        if not active.any():
+            break
+    return ids
