@@ -258,40 +258,39 @@ def greedy_select(gram: np.ndarray, b: np.ndarray, k: int, min_gain: np.ndarray 
     """
     n, N = b.shape
     G = np.asarray(gram, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
     d = np.maximum(np.diag(G), 1e-30)
     rows = np.arange(n)
     limit = np.broadcast_to(np.asarray(min_gain, dtype=np.float64), (n,))
     allowed = np.ones((n, N), dtype=bool)
     if pool is not None:
         allowed &= np.asarray(pool, dtype=bool)[None, :]
+    grp = None if group is None else np.asarray(group)
     ids = np.full((n, k), -1, dtype=np.int64)
     active = np.ones(n, dtype=bool)
+    # Gram-space Gram-Schmidt: after each entry, corr = residual . a_j and perp = ||a_j_perp||^2
+    # are updated with the new orthonormal direction's products w (n, N): no solves
+    corr = np.array(b, dtype=np.float64)
+    perp = np.repeat(d[None, :], n, axis=0)
+    W: list[np.ndarray] = []
     for s in range(min(k, N)):
-        if s == 0:
-            corr, perp = b, np.broadcast_to(d, (n, N))
-        else:
-            S = ids[:, :s]
-            ok = S >= 0
-            Sc = np.maximum(S, 0)
-            both = ok[:, :, None] & ok[:, None, :]
-            GSS = np.where(both, G[Sc[:, :, None], Sc[:, None, :]], np.eye(s)[None])
-            GSj = np.where(ok[:, :, None], G[Sc], 0.0)                       # (n, s, N)
-            bS = np.where(ok, b[rows[:, None], Sc], 0.0)
-            sol = np.linalg.solve(GSS, np.concatenate([bS[:, :, None], GSj], axis=2))
-            corr = b - np.einsum("ns,nsj->nj", sol[:, :, 0], GSj)
-            perp = d[None, :] - np.einsum("nsj,nsj->nj", GSj, sol[:, :, 1:])
         usable = allowed & (perp > 1e-3 * d[None, :]) & (corr > 0)
-        gain = np.where(usable, np.maximum(corr, 0.0) ** 2 / np.maximum(perp, 1e-30), -np.inf)
+        gain = np.where(usable, corr**2 / np.maximum(perp, 1e-30), -np.inf)
         j = np.argmax(gain, axis=1)
         g = gain[rows, j]
         take = active & np.isfinite(g) & ((g > limit) if s else True)
         ids[take, s] = j[take]
         allowed[take, j[take]] = False
-        if group is not None:
-            grp = np.asarray(group)
+        if grp is not None:
             allowed[take] &= grp[None, :] != grp[j[take]][:, None]
         active = take
-        if not active.any():
+        if s == min(k, N) - 1 or not active.any():
             break
+        norm = np.sqrt(np.maximum(perp[rows, j], 1e-30))
+        w = G[j]
+        for wt in W:
+            w = w - wt[rows, j][:, None] * wt
+        w /= norm[:, None]
+        corr = corr - (corr[rows, j] / norm)[:, None] * w
+        perp = perp - w**2
+        W.append(w)
     return ids
