@@ -83,6 +83,7 @@ import numpy as np
 
 from ramanid._version import __version__
 from ramanid.errors import LibraryError
+from ramanid.hazard import HAZARD_LEVELS
 from ramanid.match import Matcher, shift_rows, top_k
 from ramanid.mixture import design_gram, forward_select, greedy_select, nnls_gram
 from ramanid.preprocess import Processed, Recipe, default_recipe
@@ -101,7 +102,6 @@ __all__ = [
 
 ENGINE_VERSION = f"ramanid-engine {__version__}/1"
 VERDICTS = ("match", "mixture", "no_match", "inconclusive")
-HAZARD_LEVELS = ("none", "low", "high", "extreme")
 _MATCH, _MIXTURE, _NO_MATCH, _INCONCLUSIVE = range(4)
 REASONS = (
     "",
