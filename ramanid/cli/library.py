@@ -2,7 +2,7 @@
 
 Laboratory workflow::
 
-    ramanid library build spectra_library/sources.json --out lab.h5
+    ramanid library build default --out lab.h5        # start from the bundled library
     ramanid library add scan.csv --library lab.h5 --name "Fentanyl HCl" \\
         --class "fentanyl-class opioid" --hazard extreme --handling "do not open ..." \\
         --source "CRM lot 123" --licence "internal" --by "A. Analyst"
@@ -97,13 +97,15 @@ def register(subparsers: Any) -> None:
                                    "every file becomes a PENDING entry to be completed, "
                                    "validated and approved.",
                        epilog="examples:\n"
-                              "  ramanid library build spectra_library/sources.json --out d.h5\n"
+                              "  ramanid library build default --out lab.h5   # start from the "
+                              "bundled library\n"
                               "  ramanid library build crm-scans/ --out lab.h5 --name 'Lab X' "
                               "--by 'A. Analyst'",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("sources", nargs="+", metavar="SOURCES",
-                   help="a catalogue (.json, like spectra_library/sources.json) or scan files "
-                        "and directories (each file becomes a pending entry named after it)")
+                   help="'default' (the bundled library's catalogue), a catalogue (.json, like "
+                        "spectra_library/sources.json) or scan files and directories (each file "
+                        "becomes a pending entry named after it)")
     s.add_argument("--out", required=True, metavar="FILE", help="library file to write")
     s.add_argument("--name", default="custom", help="library name (scan-file builds)")
     s.add_argument("--version", dest="lib_version", default="0.1.0",
@@ -417,10 +419,12 @@ def _scan_files(paths: list[str]) -> list[Path]:
 
 def cmd_build(args: argparse.Namespace) -> int:
     """``ramanid library build SOURCES --out FILE``."""
-    if len(args.sources) == 1 and args.sources[0].lower().endswith(".json"):
+    if len(args.sources) == 1 and (args.sources[0].lower().endswith(".json")
+                                   or args.sources[0] == "default"):
         from ramanid.spectra_library.build import build_from_catalogue
 
-        lib = build_from_catalogue(args.sources[0])
+        # "default": the catalogue installed with ramanid (works outside a checkout too)
+        lib = build_from_catalogue(None if args.sources[0] == "default" else args.sources[0])
     else:
         from ramanid.library import build_library
 
