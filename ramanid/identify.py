@@ -140,6 +140,7 @@ class Thresholds:
     max_unexplained: float = 1.0
     tau_group: float = 0.0
     tau_nested: np.ndarray | None = None
+    u_self: np.ndarray | None = None
     z_noise: float = 5.0
     margin: float = 0.02
     t_cap: float = 0.97
@@ -153,6 +154,8 @@ class Thresholds:
                 "min_fraction": self.min_fraction, "min_hazard_fraction": self.min_hazard_fraction,
                 "min_explained": self.min_explained,
                 "max_unexplained": round(self.max_unexplained, 4),
+                "u_self_max": None if self.u_self is None or not self.u_self.size
+                else round(float(np.max(self.u_self)), 4),
                 "tau_group": self.tau_group,
                 "tau_nested": None if self.tau_nested is None
                 else [float(t) for t in self.tau_nested],
@@ -280,6 +283,9 @@ def _pseudo_scans(L: np.ndarray, step: float, reps: int, rng: np.random.Generato
     return out.astype(np.float32), idx, sigma / nrm
 
 
+_MIN_NULL_SCANS = 500  # pseudo-scans at least, so that a 99th percentile is not a sample maximum
+
+
 def calibrate(ident: Identifier, *, reps: int = 6, seed: int = 0) -> Thresholds:
     """Derive the decision thresholds from the library alone (procedure in the module doc)."""
     N = ident.n_entries
@@ -300,7 +306,14 @@ def calibrate(ident: Identifier, *, reps: int = 6, seed: int = 0) -> Thresholds:
     tau_mix, tau_h, max_unexplained = 0.0, np.zeros(ident.hazard_idx.size), 1.0
     tau_group = 0.0
     tau_nested = np.zeros(ident.hazard_idx.size)
+    # the reference's own share of band energy outside its band mask (its weak bands): a scan
+    # that IS the reference has this share, so it is each entry's floor of the limit
+    u_self = ident._unexplained(L, 0, ident.n_points, np.arange(N),
+                                np.full(N, ident.matcher.zero), 0.0)
     if safe.size:
+        # small libraries: more repetitions per entry, so every percentile below comes from at
+        # least _MIN_NULL_SCANS pseudo-scans (6 x 1 entry made the 99th percentile a maximum of 6)
+        reps = max(reps, -(-_MIN_NULL_SCANS // safe.size))
         X, src, noise = _pseudo_scans(L[safe], ident.step, reps, rng)
         sc = ident._score(X, 0, ident.n_points)
         own = safe[src]
@@ -331,11 +344,12 @@ def calibrate(ident: Identifier, *, reps: int = 6, seed: int = 0) -> Thresholds:
     return Thresholds(r_floor=r_floor, t_entry=t_entry, tau_mix=tau_mix,
                       tau_hazard=np.asarray(tau_h, dtype=np.float64),
                       max_unexplained=max_unexplained, tau_group=tau_group,
-                      tau_nested=np.asarray(tau_nested, dtype=np.float64))
+                      tau_nested=np.asarray(tau_nested, dtype=np.float64),
+                      u_self=np.asarray(u_self, dtype=np.float64))
 
 
 _THRESHOLD_FIELDS = ("r_floor", "t_entry", "tau_mix", "tau_hazard", "max_unexplained",
-                     "tau_group", "tau_nested")
+                     "tau_group", "tau_nested", "u_self")
 
 
 def _threshold_cache_file(ident: Identifier) -> Any:
@@ -373,9 +387,10 @@ def _cached_calibrate(ident: Identifier) -> Thresholds:
         d = json.loads(path.read_text())
         th = Thresholds(**{k: (np.asarray(d[k], dtype=np.float64) if k in ("t_entry",
                                                                            "tau_hazard",
-                                                                           "tau_nested")
+                                                                           "tau_nested",
+                                                                           "u_self")
                                else float(d[k])) for k in _THRESHOLD_FIELDS})
-        if th.t_entry.shape == (ident.n_entries,) and \
+        if th.t_entry.shape == th.u_self.shape == (ident.n_entries,) and \
                 th.tau_hazard.shape == th.tau_nested.shape == (ident.hazard_idx.size,):
             return th
     except (OSError, ValueError, KeyError, TypeError):
@@ -754,7 +769,7 @@ class Identifier:
         unexplained = self._unexplained(X, lo, hi, best, sc.sidx[rows, best],
                                         np.nan_to_num(p.noise, posinf=0.0))
         r_corr = score[rows, best] / np.sqrt(1.0 - energy)
-        is_match = (r_corr >= th.t_entry[best]) & (unexplained <= th.max_unexplained)
+        is_match = (r_corr >= th.t_entry[best]) & (unexplained <= self.unexplained_limit(best))
         verdict[is_match] = _MATCH
         # a mixture must fit as well as each of its components must match on its own
         t_mix = np.max(np.where(sig, th.t_entry[np.maximum(cand, 0)], th.r_floor), axis=1)
@@ -850,6 +865,15 @@ class Identifier:
         return (shifts[sc3] + off * (shifts[1] - shifts[0])).astype(np.float32)
 
     # ---------------------------------------------------------------------------------------
+    def unexplained_limit(self, ids: np.ndarray) -> np.ndarray:
+        """Limit of the unexplained share for entries ``ids``: ``max(max_unexplained, u_self)``
+        (a scan identical to the reference has the reference's own share ``u_self``)."""
+        th = self.thresholds
+        ids = np.asarray(ids)
+        if th.u_self is None:
+            return np.full(ids.shape, th.max_unexplained)
+        return np.maximum(th.max_unexplained, th.u_self[np.maximum(ids, 0)])
+
     def _entry_brief(self, i: int) -> dict[str, Any]:
         e = self.entries[i]
         return {"id": str(e.id), "name": e.name,
@@ -910,7 +934,7 @@ class Identifier:
                 reason = (f"no library entry explains the scan: best {name} {shown} reaches its "
                           f"threshold {t:.3f}, but {100 * float(unexpl[i]):.0f}% of the scan's "
                           f"band energy lies where {name} has no band (limit "
-                          f"{100 * th.max_unexplained:.0f}%)")
+                          f"{100 * float(self.unexplained_limit(np.array(best))):.0f}%)")
             if v != _INCONCLUSIVE and rs.hazard_hits.shape[1] and rs.hazard_hits[i].any():
                 reason += "; hazard detector: " + ", ".join(
                     f"{hz_names[j]} ~{100 * round(float(rs.hazard_fracs[i, j]), 3):.0f}%"
