@@ -147,6 +147,37 @@ class ReferenceBands:
     shifts: np.ndarray
     intensity_class: np.ndarray  # 0 = primary, 1 strongest .. 4 weakest (ENLIGHTEN file classes)
     source: str
+    #: True for bands that are broad or unresolved multiplets at handheld resolution
+    #: (:data:`BROAD_BANDS_CM1`); None = all sharp.
+    broad: np.ndarray | None = None
+
+    def broad_mask(self) -> np.ndarray:
+        """Per band: True when it is broad at handheld resolution (judged with a wider tolerance)."""
+        if self.broad is None:
+            return np.zeros(self.shifts.shape, dtype=bool)
+        return np.asarray(self.broad, dtype=bool)
+
+
+#: ASTM E1840 bands that are broad, or unresolved multiplets, at the 8-13 cm-1 resolution of
+#: handheld and fibre-probe instruments, so their centroid is not a sharp position reference:
+#: polystyrene 795.8 (ring breathing overlapping the 760-800 cm-1 C-H wag region), 1450.5
+#: (CH2 scissoring, ~15-20 cm-1 wide even at high resolution), 2852.4 and 2904.5 (aliphatic C-H
+#: stretches, overlapping) and 3054.3 (aromatic C-H stretch multiplet 3025-3082). The sharp
+#: ring modes 620.9, 1001.4, 1031.8, 1155.3, 1583.1 and 1602.3 stay the position references
+#: (see docs/readme/calibration.md, "broad bands", for the evidence). Other compounds: none
+#: marked, for lack of measured evidence at handheld resolution.
+BROAD_BANDS_CM1: dict[str, tuple[float, ...]] = {
+    "polystyrene": (795.8, 1450.5, 2852.4, 2904.5, 3054.3),
+}
+
+
+def broad_bands(compound: str) -> tuple[float, ...]:
+    """Broad/unresolved ASTM E1840 bands (cm-1) of ``compound`` (case-insensitive prefix)."""
+    key = compound.lower()
+    for name, bands in BROAD_BANDS_CM1.items():
+        if key.startswith(name) or name.startswith(key):
+            return bands
+    return ()
 
 
 def default_astm_path() -> Path | None:
@@ -194,7 +225,9 @@ def load_astm_e1840(compound: str = "polystyrene", path: str | Path | None = Non
     items = sorted((float(k), v) for k, v in compounds[name].items())
     shifts = np.array([s for s, _ in items])
     classes = np.array([0 if v.get("Primary") else int(v.get("Intensity", 4)) for _, v in items])
-    return ReferenceBands(name, shifts, classes, str(path))
+    wide = np.asarray(broad_bands(name), dtype=np.float64)
+    broad = np.array([wide.size > 0 and bool(np.min(np.abs(wide - x)) <= 0.5) for x in shifts])
+    return ReferenceBands(name, shifts, classes, str(path), broad)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -28,6 +28,10 @@ MAX_CORRECTION_CM1 = 20.0
 #: a centroid at SNR ~6 is uncertain by several cm-1, and the weak polystyrene C-H bands
 #: (2852/2904/3054 cm-1) are unresolved multiplets at handheld resolution.
 JUDGE_MIN_SNR = 10.0
+#: Broad or unresolved bands (:data:`ramanid.calibration.reference.BROAD_BANDS_CM1`) are judged
+#: with this multiple of the tolerance: their centroid at 8-13 cm-1 resolution moves by 1-2
+#: cm-1 with band shape, not with the axis.
+BROAD_TOLERANCE_FACTOR = 3.0
 
 
 def raman_axis(x: np.ndarray, wavelength_fit, laser_nm: float) -> np.ndarray:
@@ -45,6 +49,18 @@ class BandTable:
     snr: np.ndarray
     tolerance_cm1: float
     extra: dict = field(default_factory=dict)
+    broad: np.ndarray | None = None  # True = broad band (wider tolerance); None = all sharp
+
+    def broad_mask(self) -> np.ndarray:
+        """Per band: True when it is broad/unresolved at handheld resolution."""
+        if self.broad is None:
+            return np.zeros(self.reference.shape, dtype=bool)
+        return np.asarray(self.broad, dtype=bool)
+
+    def band_tolerance(self, tolerance_cm1: float,
+                       broad_factor: float = BROAD_TOLERANCE_FACTOR) -> np.ndarray:
+        """Per-band pass/fail tolerance: ``tolerance_cm1``, times ``broad_factor`` for broad bands."""
+        return np.where(self.broad_mask(), tolerance_cm1 * broad_factor, tolerance_cm1)
 
     @property
     def error(self) -> np.ndarray:
@@ -61,21 +77,26 @@ class BandTable:
         with np.errstate(invalid="ignore"):
             return self.matched & (self.snr >= min_snr)
 
-    def passed(self, tolerance_cm1: float) -> np.ndarray:
-        """Per band: matched and |error| <= tolerance."""
+    def passed(self, tolerance_cm1: float, broad_factor: float = BROAD_TOLERANCE_FACTOR
+               ) -> np.ndarray:
+        """Per band: matched and |error| <= its tolerance (wider for broad bands)."""
         with np.errstate(invalid="ignore"):
-            return self.matched & (np.abs(self.error) <= tolerance_cm1)
+            return self.matched & (np.abs(self.error)
+                                   <= self.band_tolerance(tolerance_cm1, broad_factor))
 
-    def rows(self, tolerance_cm1: float, min_snr: float = JUDGE_MIN_SNR) -> list[dict]:
-        """JSON-ready residual table; ``judged`` is False for bands too weak to judge."""
-        ok = self.passed(tolerance_cm1)
+    def rows(self, tolerance_cm1: float, min_snr: float = JUDGE_MIN_SNR,
+             broad_factor: float = BROAD_TOLERANCE_FACTOR) -> list[dict]:
+        """JSON-ready residual table; ``judged`` is False for bands too weak to judge;
+        ``broad`` bands carry their wider ``tolerance_cm1``."""
+        ok = self.passed(tolerance_cm1, broad_factor)
         judged = self.judged(min_snr)
+        tol = self.band_tolerance(tolerance_cm1, broad_factor)
         return [{"reference_cm1": float(r), "measured_cm1": None if not np.isfinite(m) else
                  round(float(m), 3), "error_cm1": None if not np.isfinite(m) else
                  round(float(m - r), 3), "snr": None if not np.isfinite(s) else round(float(s), 1),
-                 "judged": bool(j), "pass": bool(p)}
-                for r, m, s, p, j in zip(self.reference, self.measured, self.snr, ok, judged,
-                                         strict=True)]
+                 "judged": bool(j), "broad": bool(b), "tolerance_cm1": float(t), "pass": bool(p)}
+                for r, m, s, p, j, b, t in zip(self.reference, self.measured, self.snr, ok,
+                                               judged, self.broad_mask(), tol, strict=True)]
 
 
 def measure_bands(x: np.ndarray, counts: np.ndarray, shift_of_x, reference: ReferenceBands, *,
@@ -122,7 +143,7 @@ def measure_bands(x: np.ndarray, counts: np.ndarray, shift_of_x, reference: Refe
             snr[i] = pk.snr[j]
             taken.add(int(j))
     return BandTable(reference.compound, reference.shifts.copy(), measured, snr, tolerance_cm1,
-                     {"range_cm1": [lo, hi]})
+                     {"range_cm1": [lo, hi]}, reference.broad_mask().copy())
 
 
 @dataclass

@@ -23,7 +23,12 @@ from ramanid.calibration.records import (
     save_record,
 )
 from ramanid.calibration.reference import ReferenceBands, load_astm_e1840
-from ramanid.calibration.shift import MIN_PEAKS, fit_shift_correction, measure_bands
+from ramanid.calibration.shift import (
+    BROAD_TOLERANCE_FACTOR,
+    MIN_PEAKS,
+    fit_shift_correction,
+    measure_bands,
+)
 from ramanid.calibration.wavelength import fit_wavelength
 
 from ramanid.errors import CalibrationError
@@ -121,7 +126,8 @@ def _reference(compound: str, astm: str | Path | None,
     if not keep.any():
         raise CalibrationError(f"none of the bands {list(bands)} is an ASTM E1840 band of "
                                f"{ref.compound}", hint=f"choose from {ref.shifts.tolist()}")
-    return ReferenceBands(ref.compound, ref.shifts[keep], ref.intensity_class[keep], ref.source)
+    return ReferenceBands(ref.compound, ref.shifts[keep], ref.intensity_class[keep], ref.source,
+                          ref.broad_mask()[keep])
 
 
 def _bands(serial: str, path: str | Path, compound: str, astm: str | Path | None,
@@ -138,8 +144,14 @@ def calibrate_shift(serial: str, path: str | Path, *, compound: str = "polystyre
                     astm: str | Path | None = None, tolerance_cm1: float = DEFAULT_TOLERANCE_CM1,
                     laser_nm: float | None = None, search_cm1: float = 8.0,
                     allow_linear: bool = False, valid_days: float | None = None,
-                    save: bool = True) -> CalibrationRecord:
-    """Offset (optionally linear) Raman-shift correction from an ASTM E1840 standard."""
+                    save: bool = True, broad_factor: float = BROAD_TOLERANCE_FACTOR
+                    ) -> CalibrationRecord:
+    """Offset (optionally linear) Raman-shift correction from an ASTM E1840 standard.
+
+    Pass/fail: every judged sharp band within ``tolerance_cm1`` after correction, every judged
+    broad band (:data:`~ramanid.calibration.reference.BROAD_BANDS_CM1`) within
+    ``broad_factor * tolerance_cm1``.
+    """
     parent, _, table = _bands(serial, path, compound, astm, laser_nm, search_cm1)
     if parent is not None and parent.shift_correction is not None:
         # measure on the axis *without* the old correction, so corrections do not stack
@@ -149,15 +161,15 @@ def calibrate_shift(serial: str, path: str | Path, *, compound: str = "polystyre
                               load_astm_e1840(compound, astm), tolerance_cm1=search_cm1)
     corr = fit_shift_correction(table, allow_linear=allow_linear)
     after = table.error + (corr.c0 + corr.c1 * table.measured)
-    rows = table.rows(tolerance_cm1)
+    rows = table.rows(tolerance_cm1, broad_factor=broad_factor)
     for row, a in zip(rows, after, strict=True):
         row["error_after_cm1"] = None if not np.isfinite(a) else round(float(a), 3)
-        row["pass"] = bool(np.isfinite(a) and abs(a) <= tolerance_cm1)
+        row["pass"] = bool(np.isfinite(a) and abs(a) <= row["tolerance_cm1"])
     matched = [r for r in rows if r["judged"]]  # weak bands are reported, not judged
     rec = _new(serial, "shift", f"{table.compound} (ASTM E1840)", [path], valid_days,
                shift_correction=corr.to_dict(),
                residuals={"rms_before_cm1": corr.rms_before, "rms_after_cm1": corr.rms_after,
-                          "bands": rows},
+                          "broad_factor": broad_factor, "bands": rows},
                passed=bool(matched) and all(r["pass"] for r in matched),
                tolerance_cm1=tolerance_cm1)
     if save:
@@ -189,7 +201,8 @@ def calibrate_intensity(serial: str, path: str | Path, *, srm: str | None = None
 def check_standard(serial: str, path: str | Path, *, compound: str = "polystyrene",
                    astm: str | Path | None = None, tolerance_cm1: float = DEFAULT_TOLERANCE_CM1,
                    laser_nm: float | None = None, search_cm1: float = 8.0,
-                   bands: Sequence[float] | None = None) -> dict[str, Any]:
+                   bands: Sequence[float] | None = None,
+                   broad_factor: float = BROAD_TOLERANCE_FACTOR) -> dict[str, Any]:
     """Qualification: each reference band's error on the device's calibrated axis, pass/fail.
 
     ``bands`` restricts the check to some of the compound's ASTM bands (e.g. the sharp ones).
@@ -202,16 +215,18 @@ def check_standard(serial: str, path: str | Path, *, compound: str = "polystyren
         ``in_range``), ``n_matched``, ``n_judged``, ``n_pass``, ``passed``: at least
         ``MIN_PEAKS`` bands inside the measured range found with SNR >= ``JUDGE_MIN_SNR``
         and every such band within tolerance. Weaker or missing bands are reported but not
-        judged (their centroid is too uncertain to fail a unit on).
+        judged (their centroid is too uncertain to fail a unit on). Broad bands (row
+        ``broad``) are judged with ``broad_factor * tolerance_cm1`` (row ``tolerance_cm1``).
     """
     rec, _, table = _bands(serial, path, compound, astm, laser_nm, search_cm1, bands)
-    rows = table.rows(tolerance_cm1)
+    rows = table.rows(tolerance_cm1, broad_factor=broad_factor)
     lo, hi = table.extra["range_cm1"]
     for r in rows:
         r["in_range"] = lo + search_cm1 <= r["reference_cm1"] <= hi - search_cm1
     judged = [r for r in rows if r["in_range"] and r["judged"]]
     return {"serial": serial, "record_id": rec.id if rec else None, "source": str(path),
-            "compound": table.compound, "tolerance_cm1": tolerance_cm1, "bands": rows,
+            "compound": table.compound, "tolerance_cm1": tolerance_cm1,
+            "broad_factor": broad_factor, "bands": rows,
             "n_matched": int(table.matched.sum()), "n_judged": len(judged),
             "n_pass": sum(r["pass"] for r in judged),
             "passed": len(judged) >= min(MIN_PEAKS, len(table.reference))

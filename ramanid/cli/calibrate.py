@@ -82,6 +82,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--astm", metavar="JSON", help="astm-e1840-peaks.json to use")
     s.add_argument("--tolerance", type=float, default=1.0, metavar="CM1",
                    help="pass/fail tolerance per band after correction (1.0 cm-1)")
+    s.add_argument("--broad-factor", type=float, default=3.0, metavar="X",
+                   help="broad bands (polystyrene 795.8, 1450.5, 2852.4, 2904.5, 3054.3) are "
+                        "judged with X times the tolerance (3)")
     s.add_argument("--linear", action="store_true",
                    help="allow a linear term (needs >= 6 bands over >= 1000 cm-1)")
     s.set_defaults(func=_run)
@@ -141,6 +144,8 @@ def _band_table(rows, after: bool = False) -> None:
             line += f"   {r['error_after_cm1']:+5.2f}"
         result = ("weak, not judged" if not r.get("judged", True)
                   else "pass" if r["pass"] else "FAIL")
+        if r.get("broad") and r.get("judged", True):
+            result += f" (broad, +/-{r['tolerance_cm1']:g})"
         line += f"  {r['snr']:5.0f}  {result}"
         print(line)
 
@@ -161,7 +166,8 @@ def _run(args: argparse.Namespace) -> int:
     elif args.step == "shift":
         rec = steps.calibrate_shift(args.device, args.file, compound=args.compound,
                                     astm=args.astm, tolerance_cm1=args.tolerance,
-                                    allow_linear=args.linear, **common)
+                                    allow_linear=args.linear,
+                                    broad_factor=args.broad_factor, **common)
     else:
         rec = steps.calibrate_intensity(args.device, args.file, srm=args.srm, **common)
     _print_record(rec, args.json, save)

@@ -38,6 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     chk.add_argument("file", metavar="FILE", help="spectrum of the standard")
     chk.add_argument("--tolerance", type=float, default=1.0, metavar="CM1",
                      help="pass/fail tolerance per band (1.0 cm-1)")
+    chk.add_argument("--broad-factor", type=float, default=3.0, metavar="X",
+                     help="broad bands (polystyrene 795.8, 1450.5, 2852.4, 2904.5, 3054.3) are "
+                          "judged with X times the tolerance (3)")
     chk.add_argument("--compound", default="polystyrene", help="ASTM E1840 compound")
     chk.add_argument("--astm", metavar="JSON", help="astm-e1840-peaks.json to use")
     chk.add_argument("--bands", metavar="CM1,CM1,...",
@@ -109,14 +112,16 @@ def _check(args: argparse.Namespace) -> int:
         raise UsageError(f"--bands {args.bands!r} is not a list of numbers",
                          hint="e.g. --bands 620.9,1001.4,1602.3") from exc
     res = check_standard(args.device, args.file, compound=args.compound, astm=args.astm,
-                         tolerance_cm1=args.tolerance, laser_nm=args.laser, bands=bands)
+                         tolerance_cm1=args.tolerance, laser_nm=args.laser, bands=bands,
+                         broad_factor=args.broad_factor)
     res["calibration"] = calibration_status(args.device)
     if args.json:
         print(json.dumps(res, indent=1))
     else:
         cal = res["calibration"]
         print(f"device {args.device}: {res['compound']} check, tolerance "
-              f"{args.tolerance:g} cm-1, calibration {cal['id'] or 'none'} ({cal['state']})")
+              f"{args.tolerance:g} cm-1 (broad bands {args.tolerance * args.broad_factor:g}), "
+              f"calibration {cal['id'] or 'none'} ({cal['state']})")
         _band_table(res["bands"])
         n_range = sum(r["in_range"] for r in res["bands"])
         print(f"{res['n_pass']} of {res['n_judged']} judged bands pass ({n_range} in range; "
