@@ -152,7 +152,7 @@ class ReferenceBands:
     broad: np.ndarray | None = None
 
     def broad_mask(self) -> np.ndarray:
-        """Per band: True when it is broad at handheld resolution (judged with a wider tolerance)."""
+        """Per band: True when broad at handheld resolution (judged with a wider tolerance)."""
         if self.broad is None:
             return np.zeros(self.shifts.shape, dtype=bool)
         return np.asarray(self.broad, dtype=bool)

@@ -59,7 +59,7 @@ class BandTable:
 
     def band_tolerance(self, tolerance_cm1: float,
                        broad_factor: float = BROAD_TOLERANCE_FACTOR) -> np.ndarray:
-        """Per-band pass/fail tolerance: ``tolerance_cm1``, times ``broad_factor`` for broad bands."""
+        """Per-band tolerance: ``tolerance_cm1``, times ``broad_factor`` for broad bands."""
         return np.where(self.broad_mask(), tolerance_cm1 * broad_factor, tolerance_cm1)
 
     @property

@@ -10,7 +10,10 @@ Decision rules, per scan (all thresholds from :func:`calibrate`, never from eval
    (flat top at the maximum), peak SNR < ``min_snr``, or baseline-to-signal ratio
    (fluorescence) > ``max_fluorescence``.
 2. Correlation r against every entry, best over the shift search (:mod:`ramanid.match`).
-3. NNLS of the scan on the best ``n_candidates`` distinct substances (:mod:`ramanid.mixture`),
+3. NNLS of the scan on ``n_candidates`` distinct substances chosen by greedy forward selection
+   over the whole library (:func:`ramanid.mixture.greedy_select`, the best entry first; the
+   top candidates by score were all fentanyl analogues on a 70 % fentanyl + 30 % caffeine scan,
+   so caffeine was never fitted; the hazard group test (5) keeps the candidates by score),
    built by forward selection: components enter one at a time, and one is significant when its
    residual reduction on entry ``dRSS`` exceeds ``max(tau_mix, z^2 sigma^2)`` (library
    model-mismatch null, and a z-sigma noise test with the scan's own noise sigma in processed
@@ -20,7 +23,8 @@ Decision rules, per scan (all thresholds from :func:`calibrate`, never from eval
    (``r / sqrt(1 - E)``, E = expected noise energy of the unit-norm scan, capped at
    ``max_noise_energy``), reaches the entry's own threshold ``t_j`` and the scan has no
    unexplained bands (forward search: the share of its band energy where the entry has no
-   band <= ``max_unexplained``); else ``mixture`` (no single entry explains the scan) when
+   band <= ``max(max_unexplained, u_self_j)``); else ``mixture`` (no single entry explains
+   the scan) when
    >= 2 components are significant and the mixture's correlation ``sqrt(1 - RSS)``
    (attenuation-corrected) reaches the largest ``t_j`` of its components (a mixture must fit
    as well as each component must match alone); else ``no_match``. Scores are reported as
@@ -63,7 +67,12 @@ Threshold procedure (:func:`calibrate`, run in ``Identifier.__init__`` from the 
   exactly as field scans are. ``tau_mix`` is the 99th percentile of the residual reduction
   of the second component entering the forward selection (a spurious component on a pure
   substance); ``max_unexplained`` the 99th percentile of the
-  forward-search share of each pseudo-scan against its own entry; ``tau_group`` the 99.5th
+  forward-search share of each pseudo-scan against its own entry, floored per entry by
+  ``u_self_j``, the noise-free share of the reference itself (its weak bands below the band
+  mask: a scan identical to the reference must never be rejected); small libraries draw more
+  repetitions per entry, so that every null is estimated from at least ``_MIN_NULL_SCANS`` =
+  500 pseudo-scans (6 pseudo-scans of a one-entry library made the 99th percentile a sample
+  maximum, below lactose's own share); ``tau_group`` the 99.5th
   percentile of the hazard group test's residual increase on them (0 when no hazardous entry
   is a candidate); ``tau_h`` the 99.5th
   percentile of hazard h's dRSS on these pure non-hazard pseudo-scans, counting only those
@@ -321,11 +330,13 @@ def calibrate(ident: Identifier, *, reps: int = 6, seed: int = 0) -> Thresholds:
                                noise)
         max_unexplained = float(np.quantile(u, 0.99))
         fit, cand, _ = ident._mixture(X, 0, ident.n_points, sc)
-        if cand.shape[1] > 1:
+        mfit, mcand, _ = ident._mixture(X, 0, ident.n_points, sc, greedy=True)
+        if mcand.shape[1] > 1:
             # residual reduction of the second component entering the forward selection on a
-            # pure substance: a spurious component (ramanid.mixture.forward_select)
-            one = forward_select(fit, -1.0, max_steps=1, accept=cand >= 0)
-            two = forward_select(fit, -1.0, max_steps=2, accept=cand >= 0)
+            # pure substance: a spurious component (ramanid.mixture.forward_select), over the
+            # candidates the mixture verdict uses
+            one = forward_select(mfit, -1.0, max_steps=1, accept=mcand >= 0)
+            two = forward_select(mfit, -1.0, max_steps=2, accept=mcand >= 0)
             tau_mix = float(np.quantile(one.rss - two.rss, 0.99))
         # the hazard group test of the NNLS fit on these pure non-hazard scans (0 when no
         # hazardous candidate enters): its 99.5th percentile, as for tau_h
@@ -578,10 +589,27 @@ class Identifier:
         G, _ = design_gram(self._rows(idc, s_star), X, lo, hi)
         return G, b
 
-    def _mixture(self, X: np.ndarray, lo: int, hi: int, sc: _Scores):
-        """NNLS on the best ``n_candidates`` distinct substances at the best entry's shift."""
-        cand = self._candidates(sc.score, None, self.n_candidates)
-        s_star = sc.sidx[np.arange(X.shape[0]), cand[:, 0]]
+    def _mixture(self, X: np.ndarray, lo: int, hi: int, sc: _Scores, *, greedy: bool = False):
+        """NNLS on ``n_candidates`` distinct substances at the best entry's shift.
+
+        Candidates: the best distinct substances by score (the hazard group test), or with
+        ``greedy`` (the mixture verdict) greedy forward selection over the whole library
+        (:func:`greedy_select`, one entry per substance, the best entry first): each next
+        candidate is the one that lowers the residual most. By score, the second component of
+        a mixture whose main one has close relatives was crowded out (70 % fentanyl + 30 %
+        caffeine: the four candidates were fentanyl and three analogues, caffeine was never
+        fitted). Libraries above ``_GRAM_MAX`` entries always use the candidates by score.
+        """
+        rows = np.arange(X.shape[0])
+        if greedy and self.n_entries <= _GRAM_MAX:
+            first = np.argmax(sc.score, axis=1)
+            s_star = sc.sidx[rows, first]
+            b = sc.prod[rows, s_star].astype(np.float64)
+            cand = greedy_select(self.matcher.gram(lo, hi), b, self.n_candidates, -np.inf,
+                                 group=self.subst)
+        else:
+            cand = self._candidates(sc.score, None, self.n_candidates)
+            s_star = sc.sidx[rows, cand[:, 0]]
         G, b = self._design(cand, s_star, sc, X, lo, hi)
         return nnls_gram(G, b, valid=cand >= 0), cand, s_star
 
@@ -750,14 +778,15 @@ class Identifier:
         rank = score if self.ranker is self.matcher else self.ranker.scores(X, lo, hi)[0]
         top_ids = self._candidates(rank, None, min(self.top, int(self.subst.max()) + 1))
         top_sc = np.where(top_ids >= 0, rank[rows[:, None], np.maximum(top_ids, 0)], np.nan)
-        fit, cand, _ = self._mixture(X, lo, hi, sc)
+        fit, cand, _ = self._mixture(X, lo, hi, sc)                  # hazard group test
+        mfit, mcand, _ = self._mixture(X, lo, hi, sc, greedy=True)   # mixture verdict
         noise2 = (th.z_noise * np.nan_to_num(p.noise, posinf=1.0)) ** 2
         # components enter one at a time (forward selection), each only if it reduces the
         # residual significantly when it enters: a near duplicate of a component already in the
         # model (fentanyl / acetylfentanyl) cannot mask it (see ramanid.mixture)
-        sel = forward_select(fit, np.maximum(th.tau_mix, noise2), accept=cand >= 0)
+        sel = forward_select(mfit, np.maximum(th.tau_mix, noise2), accept=mcand >= 0)
         fr = sel.fractions()
-        sig = (sel.gain > 0) & (fr >= th.min_fraction) & (cand >= 0)
+        sig = (sel.gain > 0) & (fr >= th.min_fraction) & (mcand >= 0)
         n_sig = sig.sum(axis=1)
         mix_r = np.sqrt(np.clip(1.0 - sel.rss, 0.0, 1.0))
         best = top_ids[:, 0]
@@ -772,12 +801,12 @@ class Identifier:
         is_match = (r_corr >= th.t_entry[best]) & (unexplained <= self.unexplained_limit(best))
         verdict[is_match] = _MATCH
         # a mixture must fit as well as each of its components must match on its own
-        t_mix = np.max(np.where(sig, th.t_entry[np.maximum(cand, 0)], th.r_floor), axis=1)
+        t_mix = np.max(np.where(sig, th.t_entry[np.maximum(mcand, 0)], th.r_floor), axis=1)
         is_mix = (n_sig >= 2) & (mix_r / np.sqrt(1.0 - energy) >= t_mix)
         verdict[is_mix & ~is_match] = _MIXTURE   # mixtures only when no single entry explains
         verdict[reason > 0] = _INCONCLUSIVE
         # components: significant ones for mixtures, the best entry for matches
-        comp = np.where(sig, cand, -1)
+        comp = np.where(sig, mcand, -1)
         cf = np.where(sig, fr, 0.0)
         cf = cf / np.maximum(cf.sum(axis=1, keepdims=True), 1e-12)
         order = np.argsort(-cf, axis=1, kind="stable")

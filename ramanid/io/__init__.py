@@ -116,7 +116,10 @@ def read_batches(path: PathLike, *, format: str | None = None,
     -------
     list of SpectrumBatch
         Each with a strictly increasing Raman-shift axis (or the file's own x units, recorded in
-        ``meta["x_units"]``, for non-Raman JCAMP-DX/SPC files).
+        ``meta["x_units"]``, for non-Raman JCAMP-DX/SPC files). ``meta["source"]`` is the
+        path for a single-spectrum file and ``"<path>#<index>"`` (0-based, file order) for each
+        spectrum of a file holding several (SPC multifile, JCAMP-DX compound/LINK or NTUPLES,
+        multi-column CSV, ramanid HDF5 archive).
     """
     p = Path(path)
     if format is not None and format not in FORMATS:
@@ -128,7 +131,26 @@ def read_batches(path: PathLike, *, format: str | None = None,
     data = load_bytes(p)
     fmt = format or _sniff(data, p)
     if fmt == "ramanid-h5":
-        return _read_archive(p)
+        return _read_archive(p)  # sources are already "<archive>#<index>"
+    return _index_sources(_read_text_or_spc(data, p, fmt, laser_nm), p)
+
+
+def _index_sources(batches: list[SpectrumBatch], path: Path) -> list[SpectrumBatch]:
+    """``source`` = ``"<path>#<index>"`` (0-based, file order) when the file holds more than one
+    spectrum, as archives do; plain ``"<path>"`` for a single-spectrum file. Readers keep file
+    order across batches (only consecutive spectra sharing an axis are merged)."""
+    if sum(len(b) for b in batches) <= 1:
+        return batches
+    k = 0
+    for b in batches:
+        for m in b.meta:
+            m["source"] = f"{path}#{k}"
+            k += 1
+    return batches
+
+
+def _read_text_or_spc(data: bytes, p: Path, fmt: str, laser_nm: float | None
+                      ) -> list[SpectrumBatch]:
     if fmt == "spc":
         from ramanid.io.spc import read_spc
 

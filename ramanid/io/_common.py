@@ -51,20 +51,65 @@ def load_bytes(path: PathLike) -> bytes:
     return data
 
 
-def is_binary(data: bytes) -> bool:
-    """True when ``data`` does not look like text (NUL bytes or many control characters)."""
-    head = data[:4096]
-    if b"\x00" in head:
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+def is_utf16(data: bytes) -> bool:
+    """True when ``data`` starts with a UTF-16 byte-order mark (FF FE little-, FE FF big-endian),
+    as Windows instrument software and Excel's "Unicode text" write."""
+    return data[:2] in _UTF16_BOMS
+
+
+def _mostly_control(text: str | bytes) -> bool:
+    head = text[:4096]
+    codes = head if isinstance(head, bytes) else [ord(c) for c in head]
+    if 0 in codes:
         return True
-    control = sum(1 for b in head if b < 32 and b not in (9, 10, 13, 12))
+    control = sum(1 for b in codes if b < 32 and b not in (9, 10, 13, 12))
     return control > max(2, len(head) // 100)
 
 
+def is_binary(data: bytes) -> bool:
+    """True when ``data`` does not look like text (NUL bytes or many control characters).
+
+    UTF-16 text with a byte-order mark is text: it is judged on its decoded characters.
+    """
+    if is_utf16(data):
+        try:
+            return _mostly_control(_decode_utf16(data[:8192]))
+        except UnicodeDecodeError:
+            return True
+    return _mostly_control(data)
+
+
+def _decode_utf16(data: bytes) -> str:
+    """Decode BOM-marked UTF-16; a code unit or surrogate pair cut at the end (a sniffed head)
+    is dropped, anything else invalid raises :class:`UnicodeDecodeError`."""
+    data = data[:len(data) - len(data) % 2]
+    try:
+        return data.decode("utf-16")
+    except UnicodeDecodeError as exc:
+        if exc.start >= len(data) - 4 and exc.start > 2:
+            return data[:exc.start].decode("utf-16")
+        raise
+
+
 def decode_text(data: bytes, path: PathLike) -> str:
-    """Decode a text spectrum file (UTF-8 with BOM, else Latin-1); refuse binary data."""
+    """Decode a text spectrum file and refuse binary data.
+
+    UTF-16 with a byte-order mark (FF FE / FE FF), UTF-8 with or without BOM, else Latin-1;
+    line ends normalised to ``\n``. Every text reader decodes through here.
+    """
     if is_binary(data):
         raise InputError("binary data, not a text spectrum file", source=path,
                          hint="give a supported format (CSV/TXT, JCAMP-DX, SPC, ramanid HDF5)")
+    if is_utf16(data):
+        try:
+            text = _decode_utf16(data)
+        except UnicodeDecodeError:
+            raise InputError("not valid UTF-16 text despite its byte-order mark", source=path,
+                             hint="re-export the file as UTF-8 or UTF-16 text") from None
+        return text.replace("\r\n", "\n").replace("\r", "\n")
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     try:

@@ -27,6 +27,7 @@ Facts used
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -299,7 +300,7 @@ def _block_meta(blk: Block) -> dict[str, Any]:
         elif n.startswith("$RAMANID.") and v:
             key = raw.split(".", 1)[1].strip().lower()
             if key not in ("source", "format"):
-                meta[key] = decode_value(key, v)
+                meta[key] = decode_value(key, _unquote(v))
         elif n in (".LASERWAVELENGTH", "$LASERWAVELENGTH", "$LASER", "$EXCITATIONWAVELENGTH",
                    ".EXCITATIONWAVELENGTH") and to_float(v.split()[0] if v else "") and \
                 "laser_nm" not in meta:
@@ -506,6 +507,26 @@ def _y_factor(y: np.ndarray) -> float:
     return 10.0 ** k
 
 
+def _quote(text: str) -> str:
+    """A ``$RAMANID.`` value that holds ``$$`` (a JCAMP comment start) or starts with ``"`` is
+    written as a JSON string with ``$`` escaped (``\\u0024``); :func:`_unquote` reverses it."""
+    if "$$" in text or text.startswith('"'):
+        return json.dumps(text).replace("$", "\\u0024")
+    return text
+
+
+def _unquote(text: str) -> str:
+    """Inverse of :func:`_quote` (other values unchanged)."""
+    if text.startswith('"'):
+        try:
+            val = json.loads(text)
+        except ValueError:
+            return text
+        if isinstance(val, str):
+            return val
+    return text
+
+
 def _ldr(label: str, value: Any) -> str:
     return f"##{label}={' '.join(str(value).split())}"
 
@@ -555,7 +576,7 @@ def _format_block(x: np.ndarray, y: np.ndarray, meta: dict[str, Any], even: bool
     for k, v in meta.items():
         if v is None or k in ("x_units",) or "\n" in str(v):
             continue
-        out.append(_ldr(f"$RAMANID.{k}", encode_value(v)))
+        out.append(_ldr(f"$RAMANID.{k}", _quote(encode_value(v))))
     out += [_ldr("XUNITS", "1/CM"), _ldr("YUNITS", meta.get("units") or "ARBITRARY UNITS")]
     n = len(x)
     if not even:
