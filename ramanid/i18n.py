@@ -66,6 +66,19 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ru": "СОВПАДЕНИЙ НЕТ: вещества нет в справочной библиотеке",
         "ar": "لا يوجد تطابق: المادة غير موجودة في المكتبة المرجعية",
     },
+    "verdict.no_match_hazard": {
+        "en": "NO FULL MATCH: the library does not explain the whole scan; see the hazard alarm "
+              "above",
+        "es": "SIN COINCIDENCIA COMPLETA: la biblioteca no explica todo el espectro; vea la "
+              "alarma de peligro arriba",
+        "fr": "PAS DE CORRESPONDANCE COMPLÈTE : la bibliothèque n'explique pas tout le spectre ; "
+              "voir l'alarme de danger ci-dessus",
+        "pt": "SEM CORRESPONDÊNCIA COMPLETA: a biblioteca não explica todo o espectro; veja o "
+              "alarme de perigo acima",
+        "ru": "НЕТ ПОЛНОГО СОВПАДЕНИЯ: библиотека объясняет спектр не полностью; см. сигнал "
+              "опасности выше",
+        "ar": "لا يوجد تطابق كامل: المكتبة لا تفسر الطيف بالكامل؛ انظر إنذار الخطر أعلاه",
+    },
     "verdict.inconclusive": {
         "en": "INCONCLUSIVE: this scan cannot be judged",
         "es": "NO CONCLUYENTE: este espectro no permite decidir",

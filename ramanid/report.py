@@ -324,6 +324,9 @@ def verdict_line(record: Mapping[str, Any], lang: str = "en") -> str:
         comps = record.get("components") or []
         names = " + ".join(str(c.get("name") or c.get("id")) for c in comps) or "?"
         return i18n.t("verdict.mixture", lang, names=names)
+    if verdict == "no_match" and is_hazard(record):
+        # "not in the library" would contradict the alarm the hazard layer raised for an entry
+        return i18n.t("verdict.no_match_hazard", lang)
     if verdict in ("no_match", "inconclusive"):
         return i18n.t(f"verdict.{verdict}", lang)
     return i18n.t("verdict.unknown", lang, verdict=verdict or "?")

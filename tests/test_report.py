@@ -285,3 +285,17 @@ def test_json_line_is_one_strict_json_line():
     assert back["shift_cm1"] is None
     assert back["name"] == "лактоза"
     assert to_jsonable((1, np.int64(2))) == [1, 2]
+
+
+def test_no_match_under_an_alarm_does_not_claim_the_substance_is_absent() -> None:
+    from ramanid import i18n
+    from ramanid.report import verdict_line
+
+    record = {"verdict": "no_match", "candidates": [{"id": "f", "name": "Fentanyl", "score": 0.9}],
+              "hazard": {"level": "extreme", "substances": ["Fentanyl"], "message": "x"}}
+    for lang in ("en", "es", "fr", "pt", "ru", "ar"):
+        line = verdict_line(record, lang)
+        assert line == i18n.t("verdict.no_match_hazard", lang)
+        assert line != i18n.t("verdict.no_match", lang)
+    quiet = {**record, "hazard": {"level": "none", "substances": [], "message": None}}
+    assert verdict_line(quiet, "en") == i18n.t("verdict.no_match", "en")
