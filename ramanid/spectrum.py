@@ -157,7 +157,7 @@ class SpectrumBatch:
                              hint="remove the duplicated points")
         if np.any(d < 0):
             raise InputError("the spectral axis is not monotonic", source=src,
-                             hint="sort the file by its first column")
+                             hint="sort the file by its axis column")
         if not np.all(np.isfinite(self.intensity)):
             rows = np.flatnonzero(~np.all(np.isfinite(self.intensity), axis=1))
             bad = self.meta[int(rows[0])].get("source") or src
