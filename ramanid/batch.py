@@ -55,11 +55,11 @@ from ramanid.batch_task import (
     compare_tables,
     engine_processor,
     get_processor,
-    one_blas_thread,
     part_paths,
     process_task,
     run_task,
 )
+from ramanid.blas import one_blas_thread
 from ramanid.errors import EXIT_HAZARD, EXIT_OK, InputError, UsageError
 
 __all__ = ["CHANGE_ORDER", "DEFAULT_CHUNK_SIZE", "SYSTEMIC_FAILURE", "BatchOptions", "JobConfig",

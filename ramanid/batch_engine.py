@@ -48,7 +48,8 @@ def make_engine_processor(library: str | None) -> Callable[[SpectrumBatch], batc
     from ramanid.identify import Identifier
     from ramanid.library import load_library
 
-    identifier = Identifier(load_library(library))
+    # one engine thread per worker: the batch's workers (processes, Dask) are the parallelism
+    identifier = Identifier(load_library(library), workers=1)
 
     def process(batch: SpectrumBatch) -> batch_io.Table:
         return _calibrated_columns(identifier, batch)

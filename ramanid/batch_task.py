@@ -6,11 +6,9 @@ pool, a Dask worker); :func:`run_task` is the one entry point.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,7 @@ import numpy as np
 from ramanid import batch_io
 from ramanid.atomic import atomic_write_text
 from ramanid.batch_job import SYSTEMIC_FAILURE, JobConfig, Summary, Task
+from ramanid.blas import one_blas_thread
 from ramanid.errors import InputError
 from ramanid.hazard import is_alarm
 from ramanid.spectrum import SpectrumBatch
@@ -276,69 +275,6 @@ def compare_tables(old: batch_io.Table, new: batch_io.Table) -> batch_io.Table:
         new_hazard_message=new["hazard_message"][rows],
         old_library_version=old["library_version"][rows],
         new_library_version=new["library_version"][rows])
-
-
-_BLAS: list[Any] = []
-_BLAS_LOCK = threading.Lock()
-_BLAS_USERS = [0, 1]   # tasks running in this process, thread count to restore
-
-
-def _openblas_threads() -> tuple[Callable[[int], Any], Callable[[], int]] | None:
-    """(set, get) of the loaded OpenBLAS's thread count, or None when not found (cached)."""
-    if not _BLAS:
-        _BLAS.append(_find_openblas())
-    return _BLAS[0]
-
-
-def _find_openblas() -> tuple[Callable[[int], Any], Callable[[], int]] | None:
-    import ctypes
-
-    try:
-        with open("/proc/self/maps", encoding="utf-8", errors="replace") as fh:
-            libs = sorted({ln.split()[-1] for ln in fh
-                           if "openblas" in ln.lower() and ".so" in ln.split()[-1]})
-    except OSError:
-        return None
-    for lib in libs:
-        try:
-            cdll = ctypes.CDLL(lib)
-        except OSError:
-            continue
-        for suffix in ("64_", "_64_", ""):
-            for prefix in ("scipy_openblas", "openblas"):
-                setter = getattr(cdll, f"{prefix}_set_num_threads{suffix}", None)
-                getter = getattr(cdll, f"{prefix}_get_num_threads{suffix}", None)
-                if setter is not None and getter is not None:
-                    setter.argtypes = [ctypes.c_int]
-                    return setter, getter
-    return None
-
-
-@contextlib.contextmanager
-def one_blas_thread() -> Iterator[None]:
-    """Run the block with one OpenBLAS thread (restored afterwards).
-
-    Every task runs this way whatever executes it (the calling process, a process or thread
-    pool, Dask): parallelism comes from the workers, and floating-point results are then
-    bit-identical however the job runs (multi-threaded BLAS may sum in another order).
-    """
-    funcs = _openblas_threads()
-    if funcs is None:
-        yield
-        return
-    setter, getter = funcs
-    with _BLAS_LOCK:        # concurrent tasks in threads: the first sets, the last restores
-        if _BLAS_USERS[0] == 0:
-            _BLAS_USERS[1] = int(getter())
-            setter(1)
-        _BLAS_USERS[0] += 1
-    try:
-        yield
-    finally:
-        with _BLAS_LOCK:
-            _BLAS_USERS[0] -= 1
-            if _BLAS_USERS[0] == 0:
-                setter(_BLAS_USERS[1])
 
 
 def run_task(task: Task, config: JobConfig) -> dict[str, Any]:

@@ -447,7 +447,7 @@ class Identifier:
 
     def __init__(self, library: Any, *, top: int = 5, max_shift: float = 10.0,
                  shift_step: float = 1.0, n_candidates: int = 4, derivative: bool = False,
-                 broaden: float = 5.0, chunk: int = 4096, workers: int | None = None,
+                 broaden: float = 5.0, chunk: int = 1024, workers: int | None = None,
                  thresholds: Thresholds | None = None) -> None:
         self.library = library
         rec = getattr(library, "recipe", None)
@@ -740,7 +740,10 @@ class Identifier:
 
         if len(chunks) > 1 and self.workers > 1:
             from concurrent.futures import ThreadPoolExecutor
-            with ThreadPoolExecutor(self.workers) as pool:  # numpy/BLAS release the GIL
+
+            from ramanid.blas import one_blas_thread
+            # numpy/BLAS release the GIL; one BLAS thread per worker (no over-subscription)
+            with one_blas_thread(), ThreadPoolExecutor(self.workers) as pool:
                 parts = list(pool.map(work, chunks))
         else:
             parts = [work(c) for c in chunks]
