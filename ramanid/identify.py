@@ -561,16 +561,8 @@ class Identifier:
         prod, den = self.matcher.raw(X, lo, hi)
         r = prod if den is None else prod / den
         S = self.matcher.shifts.size
-        # best over the copies by elementwise passes (argmax over a middle axis copies data)
-        best = r[:, 0].copy()
-        arg = np.zeros(best.shape, dtype=np.int16)
-        for c in range(1, S):
-            better = r[:, c] > best
-            np.copyto(best, r[:, c], where=better)
-            arg[better] = c
-        for c in range(S, r.shape[1]):
-            np.maximum(best, r[:, c], out=best)
-        return _Scores(best, arg, prod, den)
+        arg = r[:, :S].argmax(axis=1).astype(np.int16)     # best plain shift per entry
+        return _Scores(r.max(axis=1), arg, prod, den)      # best over every copy
 
     def _design(self, ids: np.ndarray, s_star: np.ndarray, sc: _Scores, X: np.ndarray,
                 lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:

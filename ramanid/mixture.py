@@ -5,7 +5,8 @@ is solved for every scan together from the Gram matrices ``G = A'A`` (n, k, k) a
 (n, k): the NNLS optimum is the restricted least-squares solution, over the subsets S of
 columns whose restricted solution is non-negative, with the smallest residual (the optimum's own
 active set is such a subset, and any such subset's solution is feasible). All 2^k - 1 subsets
-are solved by batched ``numpy.linalg.solve``; no Python loop over scans.
+are solved by batched ``numpy.linalg.solve`` (one call per subset size); no Python loop over
+scans.
 
 The significance of component j is the residual reduction it brings, ``dRSS_j = RSS(best fit
 without j) - RSS(best fit)``, which the caller compares with a noise / model-mismatch threshold.
@@ -31,9 +32,14 @@ __all__ = ["Fit", "Selection", "design_gram", "forward_select", "greedy_select",
 
 
 @lru_cache(maxsize=8)
-def _subsets(k: int) -> tuple[np.ndarray, ...]:
-    subs = [np.array(c) for r in range(1, k + 1) for c in combinations(range(k), r)]
-    return tuple(subs)
+def _subset_levels(k: int) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+    """Column subsets by size: per size r, ``(members (C, r), bit masks (C,))``, in
+    enumeration order (itertools.combinations)."""
+    out = []
+    for r in range(1, k + 1):
+        members = np.array(list(combinations(range(k), r)), dtype=np.intp).reshape(-1, r)
+        out.append((members, np.sum(1 << members, axis=1).astype(np.intp)))
+    return tuple(out)
 
 
 class Fit:
@@ -59,9 +65,29 @@ class Fit:
         return np.where(s > 0, self.coef / np.where(s > 0, s, 1.0), 0.0)
 
 
+def _solve_small(A: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Solve ``A c = y`` for stacks of r x r systems: closed form for r <= 2 (numpy's
+    per-matrix LAPACK call dominates at that size), ``numpy.linalg.solve`` above."""
+    r = A.shape[-1]
+    if r == 1:
+        return y / A[..., 0]
+    if r == 2:
+        a, bb, d = A[..., 0, 0], A[..., 0, 1], A[..., 1, 1]
+        det = a * d - bb * A[..., 1, 0]
+        return np.stack([d * y[..., 0] - bb * y[..., 1], a * y[..., 1] - A[..., 1, 0] * y[..., 0]],
+                        axis=-1) / det[..., None]
+    return np.linalg.solve(A, y[..., None])[..., 0]
+
+
 def nnls_gram(G: np.ndarray, b: np.ndarray, xx: np.ndarray | float = 1.0,
               valid: np.ndarray | None = None) -> Fit:
     """Batched NNLS from Gram matrices by exhaustive active-set enumeration.
+
+    Every subset of the k columns is solved by least squares (one batched solve per subset
+    size, for all scans and all subsets of that size together); a subset is feasible when its
+    solution is non-negative (and uses only ``valid`` columns). The NNLS optimum is the feasible
+    subset with the smallest residual (ties: the empty model, then the first subset in
+    enumeration order).
 
     Parameters
     ----------
@@ -83,49 +109,44 @@ def nnls_gram(G: np.ndarray, b: np.ndarray, xx: np.ndarray | float = 1.0,
     G = G.astype(np.float64)
     b = b.astype(np.float64)
     xx = np.broadcast_to(np.asarray(xx, dtype=np.float64), (n,))
-    best_rss = xx.copy()                        # empty model
-    best_coef = np.zeros((n, k))
-    # best RSS among feasible subsets that exclude j (for dRSS_j)
-    rss_without = np.repeat(xx[:, None], k, axis=1)
-    ridge = 1e-9 * np.trace(G, axis1=1, axis2=2)[:, None, None] / k
+    ridge = 1e-9 * np.trace(G, axis1=1, axis2=2)[:, None, None, None] / k
     n_masks = 1 << k
-    sub_rss = np.empty((n, n_masks))
+    sub_rss = np.empty((n, n_masks))          # least-squares residual of each feasible subset
     sub_coef = np.zeros((n, n_masks, k))
     sub_rss[:, 0] = xx
-    for s in _subsets(k):
-        Gs = G[:, s[:, None], s[None, :]] + ridge * np.eye(s.size)
-        bs = b[:, s]
-        c = np.linalg.solve(Gs, bs[..., None])[..., 0]
-        ok = np.all(c >= 0, axis=1)
+    order = [np.zeros(1, dtype=np.intp)]      # masks in enumeration order, empty model first
+    for members, masks in _subset_levels(k):
+        r = members.shape[1]
+        Gs = G[:, members[:, :, None], members[:, None, :]] + ridge * np.eye(r)   # (n,C,r,r)
+        bs = b[:, members]                                                        # (n,C,r)
+        c = _solve_small(Gs, bs)
+        ok = np.all(c >= 0, axis=2)
         if valid is not None:
-            ok &= np.all(valid[:, s], axis=1)
-        rss = xx - np.einsum("ij,ij->i", bs, c)   # at the LS optimum c'Gc = b'c
-        rss = np.where(ok, rss, np.inf)
-        mask = int(np.sum(1 << s))
-        sub_rss[:, mask] = rss
-        sub_coef[:, mask, s] = np.where(ok[:, None], c, 0.0)
-        better = rss < best_rss
-        best_rss = np.where(better, rss, best_rss)
-        if better.any():
-            full = np.zeros((n, k))
-            full[:, s] = c
-            best_coef[better] = full[better]
-        excl = np.ones(k, dtype=bool)
-        excl[s] = False
-        if excl.any():
-            rss_without[:, excl] = np.minimum(rss_without[:, excl], rss[:, None])
-    best_rss = np.maximum(best_rss, 0.0)
+            ok &= np.all(valid[:, members], axis=2)
+        rss = xx[:, None] - np.einsum("ncr,ncr->nc", bs, c)   # at the LS optimum c'Gc = b'c
+        sub_rss[:, masks] = np.where(ok, rss, np.inf)
+        sub_coef[:, masks[:, None], members] = np.where(ok[..., None], c, 0.0)
+        order.append(masks)
+    enum = np.concatenate(order)
+    pick = enum[np.argmin(sub_rss[:, enum], axis=1)]
+    rows = np.arange(n)
+    best_rss = np.maximum(sub_rss[rows, pick], 0.0)
+    best_coef = sub_coef[rows, pick].copy()
+    # best residual among feasible subsets that exclude j (for dRSS_j), the empty model included
+    all_masks = np.arange(n_masks)
+    rss_without = np.stack([sub_rss[:, all_masks[(all_masks >> j) & 1 == 0]].min(axis=1)
+                            for j in range(k)], axis=1)
     drss = np.maximum(rss_without - best_rss[:, None], 0.0)
-    # NNLS optimum within each subset: the best feasible least-squares fit over its sub-subsets
-    # (masks in increasing order, so every proper sub-subset is final before its superset)
-    for mask in range(1, n_masks):
-        for j in range(k):
-            if mask >> j & 1:
-                sub = mask & ~(1 << j)
-                take = sub_rss[:, sub] < sub_rss[:, mask]
-                if take.any():
-                    sub_rss[take, mask] = sub_rss[take, sub]
-                    sub_coef[take, mask] = sub_coef[take, sub]
+    # NNLS optimum within each subset: the best feasible least-squares fit over its sub-subsets,
+    # level by level (every subset one column smaller is final before its supersets)
+    for members, masks in _subset_levels(k):
+        subs = masks[:, None] & ~(1 << members)                              # (C, r)
+        cand = np.concatenate([masks[:, None], subs], axis=1)                # own first
+        vals = sub_rss[:, cand]                                              # (n, C, r+1)
+        j = np.argmin(vals, axis=2)                                          # first minimum
+        src = cand[np.arange(cand.shape[0])[None, :], j]                     # (n, C)
+        sub_rss[:, masks] = np.take_along_axis(vals, j[..., None], axis=2)[..., 0]
+        sub_coef[:, masks] = sub_coef[rows[:, None], src]
     return Fit(best_coef, best_rss, drss, np.maximum(sub_rss, 0.0), sub_coef)
 
 

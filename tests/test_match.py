@@ -67,6 +67,31 @@ def test_derivative_mode_is_pearson_of_differences(lib):
     assert np.allclose(s, ref, atol=1e-5)
 
 
+@pytest.mark.parametrize("derivative", [False, True])
+def test_half_point_shifts_from_neighbours_equal_direct_products(lib, derivative):
+    """Copies at 1 cm-1 steps on the 2 cm-1 grid: the half-point copies are combined from
+    their neighbours' products, not multiplied; they must equal the direct products (full and
+    partial coverage), and the product must hold fewer copies than the search."""
+    _r, L = lib
+    m = Matcher(L, 2.0, max_shift=10.0, shift_step=1.0, derivative=derivative, broaden=5.0)
+    assert m.shifts.size == 21 and m._derived.size == 10
+    assert m.flat.shape[0] == (m.n_copies - 10) * L.shape[0]
+    rng = np.random.default_rng(3)
+    X0 = shift_rows(L[[0, 2, 5, 7]], 1.3) + rng.normal(0, 0.02, (4, L.shape[1]))
+    for lo, hi in ((0, L.shape[1]), (60, 500)):
+        X = np.zeros_like(X0, dtype=np.float32)
+        x = X0[:, lo:hi] - X0[:, lo:hi].mean(axis=1, keepdims=True)
+        X[:, lo:hi] = x / np.linalg.norm(x, axis=1, keepdims=True)
+        prod, den = m.raw(X, lo, hi)
+        Xp = m.prepare(X, lo, hi).astype(np.float64)
+        direct = np.einsum("nm,scm->nsc", Xp, m.stack.astype(np.float64))
+        assert np.abs(prod[:, : m.shifts.size] - direct).max() < 1e-5
+        if den is not None:
+            ref = m.stack[:, :, lo:hi - (1 if derivative else 0)].astype(np.float64)
+            ref = np.linalg.norm(ref - ref.mean(axis=2, keepdims=True), axis=2)
+            assert np.abs(den[: m.shifts.size] - ref).max() < 1e-5
+
+
 def test_top_k_sorted():
     S = np.random.default_rng(1).normal(size=(20, 50)).astype(np.float32)
     ids, vals = top_k(S, 5)
