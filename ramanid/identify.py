@@ -240,6 +240,11 @@ class _Scores(NamedTuple):
     den: np.ndarray | None         # (S, N) entry norms over the covered range (None: full)
 
 
+def _rows_of(sc: _Scores, rows: np.ndarray) -> _Scores:
+    """The matching output of a subset of the chunk's scans."""
+    return _Scores(sc.score[rows], sc.sidx[rows], sc.prod[rows], sc.den)
+
+
 _GRAM_MAX = 4096  # libraries up to this size use the precomputed entry Gram matrix
 
 
@@ -773,7 +778,6 @@ class Identifier:
         rank = score if self.ranker is self.matcher else self.ranker.scores(X, lo, hi)[0]
         top_ids = self._candidates(rank, None, min(self.top, int(self.subst.max()) + 1))
         top_sc = np.where(top_ids >= 0, rank[rows[:, None], np.maximum(top_ids, 0)], np.nan)
-        fit, cand, _ = self._mixture(X, lo, hi, sc)                  # hazard group test
         mfit, mcand, _ = self._mixture(X, lo, hi, sc, greedy=True)   # mixture verdict
         noise2 = (th.z_noise * np.nan_to_num(p.noise, posinf=1.0)) ** 2
         # components enter one at a time (forward selection), each only if it reduces the
@@ -818,23 +822,39 @@ class Identifier:
         if H:
             noise_rss = (hi - lo) * np.nan_to_num(p.noise, posinf=0.0) ** 2
             drss_h, hfrac, share, _ = self._hazard_fit(X, lo, hi, sc, noise_rss)
-            nested = self._nested_test(X, lo, hi, sc, noise_rss, noise2)
-            hits = (drss_h > np.maximum(th.tau_hazard[None, :], noise2[:, None])) \
-                & (hfrac >= th.min_hazard_fraction) & (share >= th.min_explained) & nested
+            targeted = (drss_h > np.maximum(th.tau_hazard[None, :], noise2[:, None])) \
+                & (hfrac >= th.min_hazard_fraction) & (share >= th.min_explained)
             # also: the scan matches the hazardous entry on its own (its acceptance rule)
             hz = self.hazard_idx
-            hits |= score[:, hz] / np.sqrt(1.0 - energy)[:, None] >= th.t_entry[hz][None, :]
+            hits = score[:, hz] / np.sqrt(1.0 - energy)[:, None] >= th.t_entry[hz][None, :]
             # also: the hazardous candidates of the scan's own NNLS fit, whatever the verdict, when
             # removing all of them together raises the residual significantly (a group test: a
             # 50-70 % opioid from another instrument may fit too poorly for a `mixture` verdict
             # and escape the targeted detector above; analogues cannot stand in for each other
-            # because they leave together); their fraction is then the fit's
+            # because they leave together); their fraction is then the fit's. The fit (best
+            # distinct substances by score) is computed only for the scans that have a hazardous
+            # candidate among them, and the nested test (which both rules need) only for the
+            # scans one of them flags: row by row the results are those of the whole batch.
+            cand = self._candidates(score, None, self.n_candidates)
             is_h = (cand >= 0) & self.is_hazard[np.maximum(cand, 0)]
-            drop = self._hazard_group_drop(fit, cand)
-            group = is_h.any(axis=1) & (drop > np.maximum(th.tau_group, noise2))
-            ffr = fit.fractions()
-            flagged = np.where(is_h & group[:, None] & (ffr >= th.min_fraction), cand, -1)
-            in_fit = (flagged[:, :, None] == hz[None, None, :]) & nested[:, None, :]  # (n,c,H)
+            flagged = np.full(cand.shape, -1)
+            ffr = np.zeros(cand.shape)
+            g_rows = np.flatnonzero(is_h.any(axis=1))
+            if g_rows.size:
+                fit, gcand, _ = self._mixture(X[g_rows], lo, hi, _rows_of(sc, g_rows))
+                drop = self._hazard_group_drop(fit, gcand)
+                group = drop > np.maximum(th.tau_group, noise2[g_rows])
+                ffr[g_rows] = fit.fractions()
+                flagged[g_rows] = np.where(is_h[g_rows] & group[:, None]
+                                           & (ffr[g_rows] >= th.min_fraction), gcand, -1)
+            in_fit = flagged[:, :, None] == hz[None, None, :]                     # (n, c, H)
+            nested = np.zeros((n, H), dtype=bool)
+            t_rows = np.flatnonzero(targeted.any(axis=1) | in_fit.any(axis=(1, 2)))
+            if t_rows.size:
+                nested[t_rows] = self._nested_test(X[t_rows], lo, hi, _rows_of(sc, t_rows),
+                                                   noise_rss[t_rows], noise2[t_rows])
+            hits |= targeted & nested
+            in_fit &= nested[:, None, :]
             hits |= in_fit.any(axis=1)
             hfrac = np.where(in_fit.any(axis=1), np.sum(np.where(in_fit, ffr[:, :, None], 0.0),
                                                         axis=1), hfrac)
