@@ -21,7 +21,8 @@ from functools import lru_cache
 
 import numpy as np
 
-__all__ = ["METHODS", "arpls", "asls", "estimate", "modpoly", "whittaker_solve"]
+__all__ = ["METHODS", "arpls", "asls", "block_envelope", "clip_iterate", "clipwhit", "estimate",
+           "modpoly", "mor", "whittaker_solve"]
 
 _CHUNK = 2048  # rows per Whittaker block: keeps the per-point work vectors in cache
 
@@ -316,11 +317,43 @@ def clipwhit(y: np.ndarray, block: int = 4, lam: float = 40.0, n_iter: int = 10,
     """
     y = np.asarray(y)
     dt = y.dtype if y.dtype in (np.float32, np.float64) else np.float64
+    S, U, _ = _clip_operators(y.shape[1], int(block), float(lam))
+    e = block_envelope(y, int(block), envelope, dt)
+    St = S.T.astype(dt)
+    return clip_iterate(e, St, int(n_iter)) @ U.astype(dt)
+
+
+def block_envelope(y: np.ndarray, block: int, envelope: str = "mean",
+                   dtype: np.dtype | type | None = None) -> np.ndarray:
+    """Coarse envelope of every row: the mean or minimum of each block of ``block`` points.
+
+    The last block is completed by repeating the row's last value. The block mean is linear in
+    ``y`` (so it can be applied to an identity matrix to obtain its operator).
+
+    Parameters
+    ----------
+    y
+        Spectra, shape ``(n, m)``.
+    block
+        Block size (points).
+    envelope
+        ``"mean"`` or ``"min"``.
+    dtype
+        Working dtype (default: ``y``'s float dtype, float64 otherwise).
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(n, ceil(m / block))``.
+    """
+    y = np.asarray(y)
+    if dtype is None:
+        dtype = y.dtype if y.dtype in (np.float32, np.float64) else np.float64
     m = y.shape[1]
-    S, U, c = _clip_operators(m, int(block), float(lam))
+    c = -(-m // block)
     pad = c * block - m
     yp = y if pad == 0 else np.concatenate([y, np.repeat(y[:, -1:], pad, axis=1)], axis=1)
-    e = yp[:, 0::block].astype(dt, copy=True)
+    e = yp[:, 0::block].astype(dtype, copy=True)
     if envelope == "min":
         for k in range(1, block):  # block minimum as strided elementwise minima
             np.minimum(e, yp[:, k::block], out=e)
@@ -328,10 +361,33 @@ def clipwhit(y: np.ndarray, block: int = 4, lam: float = 40.0, n_iter: int = 10,
         for k in range(1, block):  # block mean (noise averaged down by sqrt(block))
             e += yp[:, k::block]
         e /= block
-    St = S.T.astype(dt)
+    return e
+
+
+def clip_iterate(e: np.ndarray, St: np.ndarray, n_iter: int) -> np.ndarray:
+    """Clipping iterations of :func:`clipwhit` on the coarse grid, in place in ``e``.
+
+    ``n_iter`` times ``e = min(e, e St)``; returns the final smooth ``e St`` (coarse baseline).
+
+    Parameters
+    ----------
+    e
+        Coarse envelopes ``(n, c)`` (overwritten with the clipped envelopes).
+    St
+        Transposed smoother ``(c, c)``, same dtype as ``e``.
+    n_iter
+        Number of clipping iterations.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``e St`` after the last clipping, shape ``(n, c)``.
+    """
+    z = np.empty_like(e)
     for _ in range(int(n_iter)):
-        np.minimum(e, e @ St, out=e)
-    return (e @ St) @ U.astype(dt)
+        np.matmul(e, St, out=z)
+        np.minimum(e, z, out=e)
+    return np.matmul(e, St, out=z)
 
 
 METHODS = {"arpls": arpls, "asls": asls, "modpoly": modpoly, "mor": mor, "clipwhit": clipwhit}

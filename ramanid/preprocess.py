@@ -23,6 +23,15 @@ spectra. The default recipe (``default_recipe()``) runs, in order:
 5. :func:`normalise` - ``X``: mean-centred, unit L2 per row, float32, so that the Pearson r of
    two processed spectra is their dot product (SNV gives the same r).
 
+Engine path (``process_array(..., keep_baseline=False)`` with the ``clipwhit`` block-mean
+baseline, as ``Identifier.run`` calls it): steps 2-4 are linear in the despiked scan ``y`` except
+the clipping of ``clipwhit``, so they run as a few banded float32 GEMMs with operators cached per
+scan axis (:class:`BandedOperator`): the coarse envelope ``e = y (R'E')`` (block means of the
+resampled scan), the clipping iterations on the coarse grid unchanged (``e = min(e, e S')``),
+and the signal ``y (SG R)' - z (SG U)'`` for the final coarse baseline ``z = e S'`` (U: linear
+upsampling, SG: Savitzky-Golay). The result equals the step-by-step path (used otherwise, and
+whenever the baseline is kept) to float32 rounding; ``tests/test_preprocess_fast.py`` checks it.
+
 QC figures per spectrum (``Processed.qc``):
 
 ``snr``            largest baseline-removed band height above the median level / noise sigma
@@ -42,6 +51,7 @@ scaled units).
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -53,6 +63,7 @@ from ramanid.errors import UsageError
 from ramanid.spectrum import SpectrumBatch
 
 __all__ = [
+    "BandedOperator",
     "Processed",
     "Recipe",
     "default_recipe",
@@ -61,6 +72,7 @@ __all__ = [
     "normalise",
     "resample",
     "resampler",
+    "row_median",
     "savgol_coeffs",
     "smooth",
     "snv",
@@ -92,7 +104,40 @@ def noise_sigma(y: np.ndarray, max_samples: int = 256) -> np.ndarray:
     stride = max(1, (y.shape[1] - 1) // max_samples)
     upper = y[:, 1::stride]                      # neighbour differences, every `stride` points
     d = np.abs(upper - y[:, 0:-1:stride][:, : upper.shape[1]])
-    return 1.4826 * np.median(d, axis=1) / np.sqrt(2.0)
+    return 1.4826 * row_median(d) / np.sqrt(2.0)
+
+
+def row_median(a: np.ndarray) -> np.ndarray:
+    """Median of every row, equal to ``np.median(a, axis=1)`` (NaN rows give NaN).
+
+    A full row sort (SIMD-vectorised in numpy) is several times faster than the partition
+    that ``np.median`` uses on short rows; the selected values, and so the result, are the same.
+    """
+    a = np.asarray(a)
+    k = a.shape[1]
+    if k == 0:
+        return np.median(a, axis=1)
+    s = np.sort(a, axis=1)
+    if k % 2:
+        med = s[:, k // 2].copy()
+    else:
+        med = np.mean(s[:, k // 2 - 1:k // 2 + 1], axis=1)
+    if np.issubdtype(s.dtype, np.floating):
+        nan = np.isnan(s[:, -1])      # NaN sorts last
+        if nan.any():
+            med[nan] = np.nan
+    return med
+
+
+_ROW_BLOCK = 64  # rows per block of the spike statistic scan (its buffer stays in cache)
+
+
+def _spike_statistic(y: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Local spikiness ``y_i - (y_{i-1} + y_{i+1})/2`` at the interior points, ``(n, m-2)``."""
+    s = np.add(y[:, :-2], y[:, 2:], out=out)
+    s *= -0.5
+    s += y[:, 1:-1]
+    return s
 
 
 def despike(y: np.ndarray, threshold: float = 8.0, sigma: np.ndarray | None = None
@@ -114,38 +159,56 @@ def despike(y: np.ndarray, threshold: float = 8.0, sigma: np.ndarray | None = No
         Despiked copy of ``y`` and the number of spike points replaced per row.
     """
     y = np.asarray(y)
+    out = y.copy()
+    if y.shape[1] < 7:
+        return out, np.zeros(y.shape[0], dtype=np.int64)
+    r, c = _spike_points(y, threshold, sigma)
+    _patch_spikes(out, y, r, r, c)
+    return out, np.bincount(r, minlength=y.shape[0]).astype(np.int64)
+
+
+def _spike_points(y: np.ndarray, threshold: float, sigma: np.ndarray | None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and columns of the spike points of :func:`despike` (row-major order), ``m >= 7``.
+
+    The per-row maximum of the statistic (computed block by block in a small buffer) selects
+    the rows with a candidate point; candidates and the width guard are evaluated only there.
+    """
     n, m = y.shape
-    if m < 7:
-        return y.copy(), np.zeros(n, dtype=np.int64)
     if sigma is None:
         sigma = noise_sigma(y)
-    s = np.zeros_like(y)
-    np.add(y[:, :-2], y[:, 2:], out=s[:, 1:-1])
-    s[:, 1:-1] *= -0.5
-    s[:, 1:-1] += y[:, 1:-1]
     # s of white noise has sigma * sqrt(1.5); modified z = 0.6745 * s / MAD ~ s / sigma_s
     lim = (threshold * np.sqrt(1.5) * np.maximum(sigma, np.finfo(np.float32).tiny)).astype(y.dtype)
-    cand = s > lim[:, None]
-    cand[:, :3] = False
-    cand[:, -3:] = False
-    out = y.copy()
-    counts = np.zeros(n, dtype=np.int64)
-    r, c = np.nonzero(cand)
-    if r.size == 0:
-        return out, counts
+    inner = slice(2, m - 4)            # points 3 .. m-4 (3 points at each end never spike)
+    smax = np.empty(n, dtype=y.dtype)
+    buf = np.empty((min(n, _ROW_BLOCK), m - 2), dtype=y.dtype)
+    for a in range(0, n, _ROW_BLOCK):
+        b = min(a + _ROW_BLOCK, n)
+        s = _spike_statistic(y[a:b], buf[:b - a])
+        np.max(s[:, inner], axis=1, out=smax[a:b])
+    rows = np.flatnonzero(~(smax <= lim))          # NaN rows are checked too
+    none = np.zeros(0, dtype=np.intp)
+    if rows.size == 0:
+        return none, none
+    s = _spike_statistic(y[rows])      # column j is point j + 1
+    flat_idx = np.flatnonzero(s[:, inner] > lim[rows, None])   # row-major, as np.nonzero
+    rr, c = np.divmod(flat_idx, m - 6)
+    c += 3                             # point index
+    r = rows[rr]
     # width guard at the candidate points only: excess over neighbours vs height over local min
     win = y[r[:, None], c[:, None] + np.arange(-2, 3)[None, :]]
     height = y[r, c] - win.min(axis=1)
-    spike = s[r, c] >= 0.6 * height
-    r, c = r[spike], c[spike]
-    if r.size == 0:
-        return out, counts
-    # replace the spike and its two flanks by the line between the points 2 away
+    spike = s[rr, c - 1] >= 0.6 * height
+    return r[spike], c[spike]
+
+
+def _patch_spikes(out: np.ndarray, y: np.ndarray, r_out: np.ndarray, r: np.ndarray,
+                  c: np.ndarray) -> None:
+    """Replace each spike (row ``r``, column ``c`` of ``y``; row ``r_out`` of ``out``) and its
+    two flanks by the line between the points 2 away (values read from ``y``)."""
     left, right = y[r, c - 2], y[r, c + 2]
     for k in (-1, 0, 1):
-        out[r, c + k] = left + (right - left) * (k + 2) / 4.0
-    np.add.at(counts, r, 1)
-    return out, counts
+        out[r_out, c + k] = left + (right - left) * (k + 2) / 4.0
 
 
 class Resampler:
@@ -251,6 +314,147 @@ def resample(y: np.ndarray, axis: np.ndarray, start: float, stop: float, step: f
     mask = np.zeros(m_out, dtype=bool)
     mask[rs.lo:rs.hi] = True
     return out, mask
+
+
+class BandedOperator:
+    """A mostly-zero linear map ``Y -> Y A`` stored as dense sub-blocks along its band.
+
+    The output columns are split into blocks; block ``b`` (columns ``[c0, c1)``) depends only on
+    the input columns ``[i0, i1)`` where its columns of ``A`` are non-zero, so applying the
+    operator is one small float32 GEMM per block on a strided view of ``Y`` (no gathers, no
+    copies).
+
+    Parameters
+    ----------
+    shape
+        ``(m_in, m_out)`` of ``A``.
+    blocks
+        ``(c0, c1, i0, sub)`` with ``sub = A[i0:i0 + len(sub), c0:c1]``, blocks covering the
+        output columns in order; rows of ``sub`` that are zero at either end are dropped.
+    """
+
+    def __init__(self, shape: tuple[int, int],
+                 blocks: list[tuple[int, int, int, np.ndarray]]) -> None:
+        self.shape = (int(shape[0]), int(shape[1]))
+        self.blocks: list[tuple[int, int, int, int, np.ndarray]] = []
+        for c0, c1, i0, sub in blocks:
+            nz = np.flatnonzero(np.any(sub != 0, axis=1))
+            a, b = (int(nz[0]), int(nz[-1]) + 1) if nz.size else (0, min(1, len(sub)))
+            part = np.ascontiguousarray(sub[a:b], dtype=np.float32)
+            part.setflags(write=False)
+            self.blocks.append((int(c0), int(c1), int(i0) + a, int(i0) + b, part))
+
+    @classmethod
+    def from_dense(cls, A: np.ndarray, width: int = 16) -> BandedOperator:
+        """Operator of a dense matrix ``A`` ``(m_in, m_out)``, ``width`` output columns a block."""
+        A = np.asarray(A)
+        return cls(A.shape, [(c0, min(c0 + width, A.shape[1]), 0, A[:, c0:c0 + width])
+                             for c0 in range(0, A.shape[1], width)])
+
+    def dense(self) -> np.ndarray:
+        """The operator as a dense float64 matrix (for checks)."""
+        A = np.zeros(self.shape)
+        for c0, c1, i0, i1, sub in self.blocks:
+            A[i0:i1, c0:c1] = sub
+        return A
+
+    def apply(self, Y: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """``Y A`` in float32 for a float32 batch ``Y`` ``(n, m_in)``; ``out`` ``(n, m_out)``
+        (may be a column slice of a larger array)."""
+        if out is None:
+            out = np.empty((Y.shape[0], self.shape[1]), dtype=np.float32)
+        for c0, c1, i0, i1, sub in self.blocks:
+            np.matmul(Y[:, i0:i1], sub, out=out[:, c0:c1])
+        return out
+
+
+def _resampling_rows(rsm: Resampler, n_in: int, a0: int, a1: int) -> tuple[int, np.ndarray]:
+    """Rows ``[i0, i0 + len(sub))`` and ``sub = R'[i0:, a0:a1]`` of the resampling operator.
+
+    ``R'`` (native points x covered grid points) holds, in column ``g``, the kernel weights
+    ``Resampler.weights[k, g]`` at the native rows ``start[g] + k`` (as ``Resampler.apply``).
+    """
+    w = rsm.weights[:, a0:a1]
+    k, col = np.nonzero(w)     # zero-weight taps (incl. every clipped index) contribute nothing
+    rows = rsm.start[a0 + col] + k
+    i0 = int(rows.min())
+    sub = np.zeros((int(rows.max()) + 1 - i0, a1 - a0))
+    sub[rows - i0, col] = w[k, col]            # one weight per (row, column)
+    return i0, sub
+
+
+def _smoothed_blocks(columns: Callable[[int, int], tuple[int, np.ndarray]], g: int, window: int,
+                     polyorder: int, width: int = 16) -> list[tuple[int, int, int, np.ndarray]]:
+    """Blocks of ``smooth(A)`` for a banded ``A`` with ``g`` columns, as :func:`smooth` computes
+    them (weighted sums of shifted columns, edges repeated); ``columns(a0, a1)`` returns
+    ``(i0, A[i0:i1, a0:a1])`` holding every non-zero of those columns."""
+    active = window >= 3 and g >= window          # as smooth(): otherwise unchanged
+    coef = savgol_coeffs(window, polyorder) if active else np.ones(1)
+    half = window // 2 if active else 0
+    blocks = []
+    for c0 in range(0, g, width):
+        c1 = min(c0 + width, g)
+        a0, a1 = max(c0 - half, 0), min(c1 + half, g)
+        i0, sub = columns(a0, a1)
+        j = np.arange(c0 - half, c1 - half)
+        out = sub[:, np.minimum(np.maximum(j, 0), g - 1) - a0] * coef[0]
+        for k in range(1, coef.size):
+            out += sub[:, np.minimum(np.maximum(j + k, 0), g - 1) - a0] * coef[k]
+        blocks.append((c0, c1, i0, out))
+    return blocks
+
+
+@dataclass(frozen=True)
+class _ClipwhitOperators:
+    """Linear pieces of resample -> clipwhit (block means) -> smooth, for one scan axis.
+
+    With ``y`` the despiked native scans: the coarse envelope is ``envelope.apply(y)``, the
+    clipping runs on the coarse grid with ``St``, and for the final coarse baseline ``z`` the
+    smoothed baseline-removed signal is ``signal.apply(y) - base_signal.apply(z)``; the mean of
+    the baseline over the covered range is ``z @ base_mean``.
+    """
+
+    envelope: BandedOperator      # (m_in -> c): block means of the resampled scan
+    signal: BandedOperator        # (m_in -> G): smoothed resampled scan
+    base_signal: BandedOperator   # (c -> G): smoothed upsampled coarse baseline
+    St: np.ndarray                # (c, c) float32 transposed coarse smoother
+    base_mean: np.ndarray         # (c,) float64 column means of the upsampling
+
+
+@lru_cache(maxsize=16)
+def _clipwhit_operators(axis_key: bytes, n_in: int, start: float, stop: float, step: float,
+                        block: int, lam: float, window: int, polyorder: int
+                        ) -> _ClipwhitOperators:
+    """Build the operators of :class:`_ClipwhitOperators` for one scan axis and recipe.
+
+    Each is the composition of the general path's linear steps, built band block by band block
+    with the same arithmetic as those steps (``block_envelope`` on the resampling columns of a
+    coarse block; ``smooth``'s weighted column sums, edges repeated, on the resampling or
+    upsampling columns of a grid block): equal to pushing identity matrices through the steps,
+    at a fraction of the cost (a few milliseconds per new axis).
+    """
+    rsm = _resampler_cached(axis_key, n_in, start, stop, step)
+    g = rsm.hi - rsm.lo
+    S, U, c = _baseline._clip_operators(g, block, lam)
+    env = []
+    for c0 in range(0, c, 4):          # 4 coarse points a block: fewest multiplied zeros
+        c1 = min(c0 + 4, c)
+        i0, sub = _resampling_rows(rsm, n_in, c0 * block, min(c1 * block, g))
+        env.append((c0, c1, i0, _baseline.block_envelope(sub, block, "mean", np.float64)))
+    sig = _smoothed_blocks(lambda a0, a1: _resampling_rows(rsm, n_in, a0, a1), g, window,
+                           polyorder)
+
+    def u_columns(a0: int, a1: int) -> tuple[int, np.ndarray]:
+        nz = np.flatnonzero(np.any(U[:, a0:a1] != 0, axis=1))
+        return int(nz[0]), U[nz[0]:nz[-1] + 1, a0:a1]
+
+    base_sig = _smoothed_blocks(u_columns, g, window, polyorder)
+    St = np.ascontiguousarray(S.T, dtype=np.float32)
+    St.setflags(write=False)
+    base_mean = U.mean(axis=1)
+    base_mean.setflags(write=False)
+    return _ClipwhitOperators(BandedOperator((n_in, c), env), BandedOperator((n_in, g), sig),
+                              BandedOperator((c, g), base_sig), St, base_mean)
 
 
 @lru_cache(maxsize=16)
@@ -416,14 +620,17 @@ class Recipe:
         ax = p["axis"]
         raw = np.atleast_2d(np.asarray(intensity))
         y = raw if raw.dtype in (np.float32, np.float64) else raw.astype(np.float64)
-        y, nonfinite = _sanitise(y)
-        flat = y.max(axis=1) == y.min(axis=1) if y.shape[1] else np.ones(y.shape[0], bool)
+        y, nonfinite, ymax, ymin = _sanitise(y)
+        flat = ymax == ymin
         sigma = noise_sigma(y)
-        sat = np.where(flat, 0.0, _saturation(y, p.get("saturation_level")))
+        sat = np.where(flat, 0.0, _saturation(y, p.get("saturation_level"),
+                                              ymax if y.shape[1] else None))
         thr = p["despike"].get("threshold")
         spikes = np.zeros(y.shape[0], dtype=np.int64)
-        if thr:
-            y, spikes = despike(y, float(thr), sigma)
+        spike_r = spike_c = np.zeros(0, dtype=np.intp)
+        if thr and y.shape[1] >= 7:
+            spike_r, spike_c = _spike_points(y, float(thr), sigma)
+            spikes = np.bincount(spike_r, minlength=y.shape[0]).astype(np.int64)
         rsm = resampler(axis, ax["start"], ax["stop"], ax["step"])
         lo, hi, gain = rsm.lo, rsm.hi, rsm.gain
         m_out = self.axis.size
@@ -437,51 +644,131 @@ class Recipe:
         noise = np.full(n, np.inf)
         norm = np.zeros(n)
         if hi - lo >= 8:
-            yr = np.ascontiguousarray(rsm.apply(y), dtype=np.float32)
-            bl_params = {k: v for k, v in p["baseline"].items() if k != "method"}
-            base = _baseline.estimate(yr, p["baseline"]["method"], **bl_params).astype(np.float32)
-            sig = smooth(yr - base, int(p["smooth"]["window"]), int(p["smooth"]["polyorder"]))
-            xc, norm = normalise(sig)
-            X[:, lo:hi] = xc
-            signal[:, lo:hi] = sig
-            if base_full is not None:
-                base_full[:, lo:hi] = base
+            window, polyorder = int(p["smooth"]["window"]), int(p["smooth"]["polyorder"])
+            bl = p["baseline"]
+            if not keep_baseline and _fast_path(bl):
+                sig = signal[:, lo:hi]
+                base_mean = self._clipwhit_fast(axis, y, (spike_r, spike_c), bl, window,
+                                                polyorder, sig)
+                norm = _normalise_into(sig, X[:, lo:hi])
+            else:
+                if spike_r.size:
+                    y_in, y = y, y.copy()
+                    _patch_spikes(y, y_in, spike_r, spike_r, spike_c)
+                yr = np.ascontiguousarray(rsm.apply(y), dtype=np.float32)
+                bl_params = {k: v for k, v in bl.items() if k != "method"}
+                base = _baseline.estimate(yr, bl["method"], **bl_params).astype(np.float32)
+                sig = smooth(yr - base, window, polyorder)
+                xc, norm = normalise(sig)
+                X[:, lo:hi] = xc
+                signal[:, lo:hi] = sig
+                if base_full is not None:
+                    base_full[:, lo:hi] = base
+                base_mean = base.mean(axis=1)
             # band height above the median level (the median of a baseline-removed spectrum is
             # its baseline; for pure noise the height is then only ~3 smoothed sigma)
             height = np.maximum(sig.max(axis=1).astype(np.float64)
-                                - np.median(sig[:, ::4], axis=1), 0.0)
+                                - row_median(sig[:, ::4]), 0.0)
             qc["snr"] = np.where(flat, 0.0, height / np.maximum(sigma, 1e-12))
-            qc["fluorescence"] = np.maximum(base.mean(axis=1), 0.0) / np.maximum(height, 1e-12)
-            w = int(p["smooth"]["window"])
-            sg_gain = (float(np.sqrt(np.sum(savgol_coeffs(w, int(p["smooth"]["polyorder"])) ** 2)))
-                       if w >= 3 else 1.0)
+            qc["fluorescence"] = np.maximum(base_mean, 0.0) / np.maximum(height, 1e-12)
+            sg_gain = (float(np.sqrt(np.sum(savgol_coeffs(window, polyorder) ** 2)))
+                       if window >= 3 else 1.0)
             noise = sigma * gain * sg_gain / np.maximum(norm, 1e-12)
         if base_full is None:
             base_full = np.zeros((0, m_out), dtype=np.float32)
         return Processed(self.axis, X, qc, signal, base_full, lo, hi, noise, norm, self.to_dict())
 
+    def _clipwhit_fast(self, axis: np.ndarray, y: np.ndarray,
+                       spikes: tuple[np.ndarray, np.ndarray], bl: dict[str, Any], window: int,
+                       polyorder: int, out: np.ndarray) -> np.ndarray:
+        """Resample + clipwhit (block means) + smooth as banded GEMMs (see module docstring).
 
-def _sanitise(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rows with non-finite values zeroed (count returned); rows beyond float32 range scaled."""
-    mx = np.max(np.abs(y), axis=1) if y.shape[1] else np.zeros(y.shape[0])
+        ``y`` is the batch before despiking and ``spikes`` the spike points: the rows with
+        spikes are despiked in a copy of those rows only and pushed through the operators
+        again. Writes the smoothed baseline-removed signal ``(n, hi-lo)`` into ``out`` and
+        returns the mean baseline of every row (float64).
+        """
+        ax = self.params["axis"]
+        x = np.ascontiguousarray(axis, dtype=np.float64)
+        ops = _clipwhit_operators(x.tobytes(), x.size, float(ax["start"]), float(ax["stop"]),
+                                  float(ax["step"]), int(bl.get("block", 4)),
+                                  float(bl.get("lam", 40.0)), window, polyorder)
+        y32 = y if y.dtype == np.float32 else y.astype(np.float32)
+        e = ops.envelope.apply(y32)
+        ops.signal.apply(y32, out=out)
+        r, c = spikes
+        if r.size:
+            rows, r_fix = np.unique(r, return_inverse=True)
+            fixed = y[rows]                    # despiked in the input dtype, as despike()
+            _patch_spikes(fixed, y, r_fix, r, c)
+            fixed = fixed.astype(np.float32, copy=False)
+            e[rows] = ops.envelope.apply(fixed)
+            out[rows] = ops.signal.apply(fixed)
+        z = _baseline.clip_iterate(e, ops.St, int(bl.get("n_iter", 10)))
+        out -= ops.base_signal.apply(z)
+        return z.astype(np.float64) @ ops.base_mean
+
+
+def _fast_path(bl: dict[str, Any]) -> bool:
+    """Whether the baseline parameters are those of the banded fast path (clipwhit, mean)."""
+    return (bl.get("method") == "clipwhit" and bl.get("envelope", "mean") == "mean"
+            and set(bl) <= {"method", "block", "lam", "n_iter", "envelope"})
+
+
+def _normalise_into(sig: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """:func:`normalise` of float32 ``sig`` written into ``out``; returns the norms (float64)."""
+    np.subtract(sig, sig.mean(axis=1, keepdims=True), out=out)
+    nrm = np.sqrt(np.einsum("ij,ij->i", out, out).astype(np.float64))
+    out /= np.where(nrm > 0, nrm, 1.0).astype(np.float32)[:, None]
+    return nrm
+
+
+def _sanitise(y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Rows with non-finite values zeroed (count returned); rows beyond float32 range scaled.
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray, numpy.ndarray, numpy.ndarray)
+        The sanitised batch, the non-finite count per row and the row maxima and minima of the
+        sanitised batch (one pass each: ``max |y| = max(max y, -min y)``).
+    """
+    n = y.shape[0]
+    if not y.shape[1]:
+        return y, np.zeros(n, dtype=np.int64), np.zeros(n, y.dtype), np.zeros(n, y.dtype)
+    hi, lo = y.max(axis=1), y.min(axis=1)
+    mx = np.maximum(hi, -lo)                   # max |y|; NaN propagates
     bad = ~np.isfinite(mx)
     big = (mx > 1e30) & ~bad
-    nonfinite = np.zeros(y.shape[0], dtype=np.int64)
+    nonfinite = np.zeros(n, dtype=np.int64)
     if bad.any() or big.any():
         y = y.astype(np.float64, copy=True)
         if bad.any():
             nonfinite[bad] = (~np.isfinite(y[bad])).sum(axis=1)
             y[bad] = 0.0
         y[big] /= mx[big, None]
-    return y, nonfinite
+        hi, lo = y.max(axis=1), y.min(axis=1)
+    return y, nonfinite, hi, lo
 
 
-def _saturation(y: np.ndarray, level: float | None) -> np.ndarray:
-    """Fraction of points on a flat top at the row maximum, or at/above ``level``."""
-    mx = y.max(axis=1, keepdims=True)
-    at_max = y >= mx
-    flat = at_max[:, 1:] & at_max[:, :-1]  # maximum repeated on neighbouring pixels
-    frac = np.where(flat.any(axis=1), at_max.sum(axis=1), 0) / y.shape[1]
+def _saturation(y: np.ndarray, level: float | None, mx: np.ndarray | None = None) -> np.ndarray:
+    """Fraction of points on a flat top at the row maximum, or at/above ``level``.
+
+    ``mx`` is the row maximum if already known. Only rows whose maximum occurs more than once
+    are checked for a repeat on neighbouring pixels.
+    """
+    if mx is None:
+        mx = y.max(axis=1)
+    at_max = y >= mx[:, None]
+    # count per row as a byte sum (wide enough for the row length: exact)
+    acc = np.uint16 if y.shape[1] < 65536 else np.int64
+    count = np.add.reduce(at_max.view(np.uint8), axis=1, dtype=acc)
+    frac = np.zeros(y.shape[0])
+    rows = np.flatnonzero(count > 1)
+    if rows.size:
+        sub = at_max[rows]
+        flat = (sub[:, 1:] & sub[:, :-1]).any(axis=1)  # maximum repeated on neighbouring pixels
+        frac[rows[flat]] = count[rows[flat]]
+    frac /= y.shape[1]
     if level is not None:
         frac = np.maximum(frac, (y >= float(level)).mean(axis=1))
     return frac.astype(np.float64)

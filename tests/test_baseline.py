@@ -111,3 +111,23 @@ def test_estimate_dispatch():
     assert np.allclose(B.estimate(Y, "modpoly", poly_order=2), B.modpoly(Y, poly_order=2))
     with pytest.raises(ValueError):
         B.estimate(Y, "bogus")
+
+
+@pytest.mark.parametrize("envelope", ["mean", "min"])
+@pytest.mark.parametrize("m", [746, 745, 9])
+def test_clipwhit_pieces_compose_to_the_plain_algorithm(envelope, m):
+    """block_envelope + clip_iterate (shared with the preprocessing fast path) are clipwhit."""
+    rng = np.random.default_rng(m)
+    Y = np.cumsum(rng.normal(size=(7, m)), axis=1) + rng.normal(0, 0.3, (7, m))
+    S, U, c = B._clip_operators(m, 4, 40.0)
+    pad = np.concatenate([Y, np.repeat(Y[:, -1:], c * 4 - m, axis=1)], axis=1).reshape(7, c, 4)
+    e = pad.mean(axis=2) if envelope == "mean" else pad.min(axis=2)
+    assert np.allclose(B.block_envelope(Y, 4, envelope), e, rtol=0, atol=1e-12)
+    for _ in range(10):
+        e = np.minimum(e, e @ S.T)
+    want = (e @ S.T) @ U
+    assert np.allclose(B.clipwhit(Y, envelope=envelope), want, rtol=0, atol=1e-9)
+    e32 = B.block_envelope(Y.astype(np.float32), 4, envelope)
+    assert e32.dtype == np.float32
+    z = B.clip_iterate(e32, S.T.astype(np.float32), 10)
+    assert np.allclose(z @ U, want, rtol=0, atol=1e-3 * np.ptp(Y))
