@@ -59,6 +59,15 @@ Threshold procedure (:func:`calibrate`, run in ``Identifier.__init__`` from the 
   margin, clipped to [0.7, 0.9]: the best score a typical absent substance gets from the rest
   of the library (the median rather than a high quantile because a missed hazard costs more
   than a second look; entries with close relatives are raised by their own q_j).
+  A scan that covers only part ``[lo, hi)`` of the axis is judged against thresholds from the
+  same rule on that part (:meth:`Identifier.entry_thresholds`: the q_j and ``r_floor`` of the
+  library rows restricted to ``[lo, hi)``, centred and normalised there as such a scan is, and
+  scored as it is; cached per range; the whole axis gives ``t_j`` itself). What separates j from
+  its relatives is a property of the range compared: linseed and sesame oil correlate at 0.90
+  over 310-1800 cm-1 but at 0.64-0.66 over 310-1200 cm-1, where their weak bands also lower
+  the score a scan of the oil reaches (0.82-0.84), so the whole-axis t_j = 0.92 turned every
+  such scan away; a range that drops an entry's discriminating bands raises its t_j instead.
+  The match, mixture and own-match hazard rules (4, 5) all use these thresholds.
 * ``tau_mix``, ``tau_h`` and ``max_unexplained``: pseudo-scans of every non-hazard entry
   under an instrument-transfer noise model (random axis offset within +-3 cm-1, Gaussian
   broadening up to 5 cm-1, smooth multiplicative response tilt +-30 %, relative band
@@ -191,6 +200,7 @@ class ResultSet:
     identifier: Identifier | None = None
     r_corr: np.ndarray | None = None       # (n,) best r corrected for the scan's own noise
     unexplained: np.ndarray | None = None  # (n,) forward-search share of the best entry
+    span: tuple[int, int] | None = None    # covered library-axis range [lo, hi) of the scans
     _source: Any = field(default=None, repr=False)   # (axis, intensity) for the scan ids
     _ids: Any = field(default=None, repr=False)
 
@@ -300,20 +310,41 @@ def _pseudo_scans(L: np.ndarray, step: float, reps: int, rng: np.random.Generato
 _MIN_NULL_SCANS = 500  # pseudo-scans at least, so that a 99th percentile is not a sample maximum
 
 
+def _entry_thresholds(ident: Identifier, lo: int, hi: int, margin: float, t_cap: float
+                      ) -> tuple[np.ndarray, float]:
+    """Acceptance thresholds ``t_j`` and ``r_floor`` from the library's cross-scores on
+    ``[lo, hi)`` (the whole axis in :func:`calibrate`; a scan's covered range in
+    :meth:`Identifier.entry_thresholds`).
+
+    Each library row, centred and normalised over the range as a scan covering only that range
+    is, is scored against the library exactly as a scan is (shift search, scores over the
+    range); ``q_j`` is its best score against another substance.
+    """
+    N = ident.n_entries
+    L = ident.matcher.stack[ident.matcher.zero]
+    if lo > 0 or hi < ident.n_points:
+        part = L[:, lo:hi].astype(np.float64)
+        part -= part.mean(axis=1, keepdims=True)
+        part /= np.maximum(np.linalg.norm(part, axis=1, keepdims=True), 1e-12)
+        L = np.zeros_like(L)
+        L[:, lo:hi] = part
+    cross, _ = ident.matcher.scores(L, lo, hi)
+    same = ident.subst[:, None] == ident.subst[None, :]
+    cross = np.where(same, -1.0, cross)
+    q = cross.max(axis=1) if N > 1 else np.zeros(1)
+    r_floor = float(np.quantile(q, 0.5)) + margin if N > 1 else 0.8
+    r_floor = float(np.clip(r_floor, 0.7, 0.9))
+    return np.clip(q.astype(np.float64) + margin, r_floor, t_cap), r_floor
+
+
 def calibrate(ident: Identifier, *, reps: int = 6, seed: int = 0) -> Thresholds:
     """Derive the decision thresholds from the library alone (procedure in the module doc)."""
     N = ident.n_entries
     # --- per-entry acceptance thresholds from library cross-scores (other substances only)
     L = ident.matcher.stack[ident.matcher.zero]
-    cross, _ = ident.matcher.scores(L)
-    same = ident.subst[:, None] == ident.subst[None, :]
-    cross = np.where(same, -1.0, cross)
-    q = cross.max(axis=1) if N > 1 else np.zeros(1)
-    r_floor = float(np.quantile(q, 0.5)) + 0.02 if N > 1 else 0.8
-    r_floor = float(np.clip(r_floor, 0.7, 0.9))
-    proto = Thresholds(r_floor=r_floor, t_entry=np.zeros(N), tau_mix=0.0,
+    proto = Thresholds(r_floor=0.0, t_entry=np.zeros(N), tau_mix=0.0,
                        tau_hazard=np.zeros(ident.hazard_idx.size))
-    t_entry = np.clip(q.astype(np.float64) + proto.margin, r_floor, proto.t_cap)
+    t_entry, r_floor = _entry_thresholds(ident, 0, ident.n_points, proto.margin, proto.t_cap)
     # --- mismatch nulls from pseudo-scans of the non-hazard entries
     rng = np.random.default_rng(seed)
     safe = np.flatnonzero(~ident.is_hazard)
@@ -797,10 +828,11 @@ class Identifier:
         unexplained = self._unexplained(X, lo, hi, best, sc.sidx[rows, best],
                                         np.nan_to_num(p.noise, posinf=0.0))
         r_corr = score[rows, best] / np.sqrt(1.0 - energy)
-        is_match = (r_corr >= th.t_entry[best]) & (unexplained <= self.unexplained_limit(best))
+        t_entry = self.entry_thresholds(lo, hi)      # t_j over the covered range
+        is_match = (r_corr >= t_entry[best]) & (unexplained <= self.unexplained_limit(best))
         verdict[is_match] = _MATCH
         # a mixture must fit as well as each of its components must match on its own
-        t_mix = np.max(np.where(sig, th.t_entry[np.maximum(mcand, 0)], th.r_floor), axis=1)
+        t_mix = np.max(np.where(sig, t_entry[np.maximum(mcand, 0)], th.r_floor), axis=1)
         is_mix = (n_sig >= 2) & (mix_r / np.sqrt(1.0 - energy) >= t_mix)
         verdict[is_mix & ~is_match] = _MIXTURE   # mixtures only when no single entry explains
         verdict[reason > 0] = _INCONCLUSIVE
@@ -826,7 +858,7 @@ class Identifier:
                 & (hfrac >= th.min_hazard_fraction) & (share >= th.min_explained)
             # also: the scan matches the hazardous entry on its own (its acceptance rule)
             hz = self.hazard_idx
-            hits = score[:, hz] / np.sqrt(1.0 - energy)[:, None] >= th.t_entry[hz][None, :]
+            hits = score[:, hz] / np.sqrt(1.0 - energy)[:, None] >= t_entry[hz][None, :]
             # also: the hazardous candidates of the scan's own NNLS fit, whatever the verdict, when
             # removing all of them together raises the residual significantly (a group test: a
             # 50-70 % opioid from another instrument may fit too poorly for a `mixture` verdict
@@ -874,7 +906,7 @@ class Identifier:
                          comp.astype(np.int32), cf.astype(np.float32),
                          mix_r.astype(np.float32), lvl, hits, hfrac.astype(np.float32), shift,
                          dict(qc), list(meta or []), self, r_corr.astype(np.float32),
-                         unexplained.astype(np.float32))
+                         unexplained.astype(np.float32), span=(lo, hi))
 
     def _all_inconclusive(self, p: Processed, meta: list[dict[str, Any]] | None,
                           reason: np.ndarray) -> ResultSet:
@@ -909,6 +941,39 @@ class Identifier:
         return (shifts[sc3] + off * (shifts[1] - shifts[0])).astype(np.float32)
 
     # ---------------------------------------------------------------------------------------
+    def entry_thresholds(self, lo: int = 0, hi: int | None = None) -> np.ndarray:
+        """Acceptance thresholds ``t_j`` (N,) for scans covering ``[lo, hi)`` of the axis.
+
+        The whole axis gives the calibrated ``thresholds.t_entry``; a partial range gives the
+        same rule on the library's cross-scores over that range (:func:`_entry_thresholds`,
+        cached per range): a range that drops an entry's discriminating bands raises its
+        threshold, one that drops bands it shares with its nearest relative lowers it.
+        """
+        th = self.thresholds
+        hi = self.n_points if hi is None else hi
+        if (lo <= 0 and hi >= self.n_points) or \
+                hi - lo < max(8, int(np.ceil(th.min_coverage * self.n_points))):
+            return th.t_entry   # whole axis, or too little of it for any verdict
+        cache = self.__dict__.setdefault("_t_range_cache", {})
+        t = cache.get((lo, hi))
+        if t is None:   # worker threads may both compute it: same figures, no lock needed
+            t = _entry_thresholds(self, lo, hi, th.margin, th.t_cap)[0]
+            if len(cache) >= 8:
+                cache.clear()
+            cache[(lo, hi)] = t
+        return t
+
+    def _result_thresholds(self, rs: ResultSet) -> np.ndarray:
+        """The ``t_j`` that decided the results ``rs`` (their covered range)."""
+        span = rs.span
+        if span is None and rs._source is not None:
+            from ramanid.preprocess import resampler
+            ax = self.recipe.params["axis"]
+            r = resampler(np.asarray(rs._source[0], dtype=np.float64), ax["start"], ax["stop"],
+                          ax["step"])
+            span = (r.lo, r.hi)
+        return self.thresholds.t_entry if span is None else self.entry_thresholds(*span)
+
     def unexplained_limit(self, ids: np.ndarray) -> np.ndarray:
         """Limit of the unexplained share for entries ``ids``: ``max(max_unexplained, u_self)``
         (a scan identical to the reference has the reference's own share ``u_self``)."""
@@ -944,6 +1009,7 @@ class Identifier:
         hz_names = [self.entries[int(h)].name for h in self.hazard_idx]
         out = np.empty(idx.size, dtype=object)
         r_corr = rs.r_corr if rs.r_corr is not None else rs.top_scores[:, 0]
+        t_entry = self._result_thresholds(rs)
         unexpl = rs.unexplained if rs.unexplained is not None else np.zeros(len(rs))
         for o, i in enumerate(idx.tolist()):
             v = int(rs.verdict[i])
@@ -951,7 +1017,7 @@ class Identifier:
             name = self.entries[best].name if best >= 0 else ""
             r = float(rs.top_scores[i, 0])
             rc = float(r_corr[i])
-            t = float(th.t_entry[best]) if best >= 0 else float("nan")
+            t = float(t_entry[best]) if best >= 0 else float("nan")
             # the noise-corrected score is quoted when the plain one is below the threshold
             # it is said to reach (the correction decided)
             shown = f"r={r:.3f}" if r >= t or rc < t else \
