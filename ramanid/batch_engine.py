@@ -9,17 +9,31 @@ Two ways to the same columns:
 
 * :func:`columns_from_records` flattens the engine's per-scan records (the ``--json`` contract);
 * :func:`columns_from_resultset` builds them from the columnar :class:`ramanid.identify.ResultSet`
-  directly, a few microseconds per scan instead of ~80: the batch hot path. Rows that need the
-  engine's per-scan text logic (hazard alarms, non-measured references) are taken from the
-  engine's own record for that row, so that logic has one copy. A test checks that both ways
-  give equal columns.
+  directly, about a microsecond per scan instead of ~80: the batch hot path. Every text is
+  built once per distinct value and spread over the rows that share it:
+
+  - ``reason``: the engine's wording (:meth:`ramanid.identify.Identifier.reason_texts`)
+    rebuilt from arrays, its numbers formatted once per distinct rounded value. For every kind
+    of reason present in a batch one row is also worded by the engine itself and compared: on
+    any difference (the engine's wording changed) the whole batch is worded by the engine, so
+    the text is the engine's in every case. Rows with a hazard alarm are worded by the engine.
+  - ``warnings`` and ``calibration``: the engine's own functions called once per calibration
+    key (device, calibration id, and scan time when the device has a record), the JSON text
+    written once per key; rows whose result rests on a non-measured reference go row by row.
+  - hazard substances and message of alarm rows: the engine's record of that row.
+
+  A test checks that both ways give equal columns on batches of varied verdicts.
+
+Scan metadata may come as columns (:class:`MetaColumns`, from archive blocks) instead of one
+dict per row: the engine then gets a batch without per-row dicts (:func:`bare_batch`), and the
+dicts are made only for the few rows the engine's text functions need.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -35,9 +49,110 @@ VERDICT_COLUMNS = ("verdict", "reason", "hazard_level", "hazard_substances", "ha
                    "best_provenance", "warnings", "calibration", "library_version",
                    "library_sha256",
                    "recipe", "engine_version")
+#: Metadata keys that decide a scan's calibration status (``Identifier.calibration_of``).
+_CAL_KEYS = ("device_serial", "calibration_id", "timestamp")
 
 
-def make_engine_processor(library: str | None) -> Callable[[SpectrumBatch], batch_io.Table]:
+# -- metadata as columns ---------------------------------------------------------------------------
+class MetaColumns:
+    """Per-row scan metadata held as columns; a row's dict is built only when asked for.
+
+    Parameters
+    ----------
+    columns
+        Column arrays by key, in the key order of the rows' dicts (as
+        :meth:`ramanid.io.archive.Block.meta_columns` gives them: unknown strings None,
+        unknown numbers NaN).
+    n
+        Number of rows.
+
+    Notes
+    -----
+    :meth:`row` gives the same dict as :meth:`ramanid.io.archive.Block.to_batch` puts in
+    ``SpectrumBatch.meta`` (before the batch adds its blank standard keys).
+    """
+
+    def __init__(self, columns: Mapping[str, np.ndarray], n: int) -> None:
+        self.columns = dict(columns)
+        self.n = n
+        self._values: dict[str, list[Any]] = {}
+
+    def __len__(self) -> int:
+        return self.n
+
+    def values(self, key: str) -> list[Any]:
+        """Python values of column ``key`` (None where unknown or when there is no column)."""
+        hit = self._values.get(key)
+        if hit is None:
+            from ramanid.io.archive import column_values
+
+            col = self.columns.get(key)
+            hit = [None] * self.n if col is None else column_values(col)
+            self._values[key] = hit
+        return hit
+
+    def row(self, i: int) -> dict[str, Any]:
+        """The metadata dict of row ``i``."""
+        from ramanid.io.archive import column_values
+
+        return {k: column_values(c[i:i + 1])[0] for k, c in self.columns.items()}
+
+    def take(self, index: slice | np.ndarray) -> MetaColumns:
+        """The rows ``index`` (a slice or index array)."""
+        columns = {k: c[index] for k, c in self.columns.items()}
+        return MetaColumns(columns, len(np.arange(self.n)[index]))
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Every row's dict (the slow form; for code that needs ``SpectrumBatch.meta``)."""
+        cols = [self.values(k) for k in self.columns]
+        keys = list(self.columns)
+        return [dict(zip(keys, vals, strict=True)) for vals in zip(*cols, strict=True)] \
+            if cols else [{} for _ in range(self.n)]
+
+
+def bare_batch(axis: np.ndarray, intensity: np.ndarray) -> SpectrumBatch:
+    """A checked :class:`SpectrumBatch` whose rows share one empty metadata dict.
+
+    For the engine only (it does not read the rows' metadata): building one dict per row with
+    the standard keys costs about 1.5 us per scan. The metadata then travels as
+    :class:`MetaColumns`.
+
+    Raises
+    ------
+    ramanid.errors.InputError
+        As :meth:`SpectrumBatch.check` (axis or intensities unusable).
+    """
+    batch = object.__new__(SpectrumBatch)
+    batch.axis = np.asarray(axis, dtype=np.float64)
+    values = np.asarray(intensity)
+    if not np.issubdtype(values.dtype, np.floating):
+        values = values.astype(np.float64)
+    batch.intensity = values
+    batch.meta = [{}] * int(values.shape[0])
+    batch.check()
+    return batch
+
+
+# -- the processor ---------------------------------------------------------------------------------
+class EngineProcessor:
+    """``batch -> verdict columns`` on one library (the engine built once per worker).
+
+    Call with a batch, and optionally its metadata as :class:`MetaColumns` (the batch may then
+    be a :func:`bare_batch`).
+    """
+
+    def __init__(self, library: str | None) -> None:
+        from ramanid.identify import Identifier
+        from ramanid.library import load_library
+
+        # one engine thread per worker: the batch's workers (processes, Dask) are the parallelism
+        self.identifier = Identifier(load_library(library), workers=1)
+
+    def __call__(self, batch: SpectrumBatch, meta: MetaColumns | None = None) -> batch_io.Table:
+        return _calibrated_columns(self.identifier, batch, meta)
+
+
+def make_engine_processor(library: str | None) -> EngineProcessor:
     """Load ``library`` (None: the default) and return ``batch -> verdict columns``.
 
     Raises
@@ -45,30 +160,51 @@ def make_engine_processor(library: str | None) -> Callable[[SpectrumBatch], batc
     ramanid.errors.LibraryError
         The library cannot be loaded (missing, corrupt, tampered with).
     """
-    from ramanid.identify import Identifier
-    from ramanid.library import load_library
-
-    # one engine thread per worker: the batch's workers (processes, Dask) are the parallelism
-    identifier = Identifier(load_library(library), workers=1)
-
-    def process(batch: SpectrumBatch) -> batch_io.Table:
-        return _calibrated_columns(identifier, batch)
-
-    return process
+    return EngineProcessor(library)
 
 
-def _calibrated_columns(identifier: Any, batch: SpectrumBatch) -> dict[str, np.ndarray]:
+def _any_usable_record(serials: Iterable[str]) -> bool:
+    """True when some device of ``serials`` has a calibration record that would be applied.
+
+    The test :func:`ramanid.cli.identify.apply_device_calibrations` makes before changing
+    anything (a broken calibration store counts as no record).
+    """
+    try:
+        from ramanid.calibration import usable_record
+    except ImportError:  # pragma: no cover - calibration part absent
+        return False
+    for serial in serials:
+        try:
+            if usable_record(serial):
+                return True
+        except Exception:  # as apply_device_calibrations: a broken store is no record
+            continue
+    return False
+
+
+def _calibrated_columns(identifier: Any, batch: SpectrumBatch,
+                        meta: MetaColumns | None = None) -> dict[str, np.ndarray]:
     """Verdict columns of ``batch`` after applying its devices' calibration records.
 
     As ``ramanid identify`` does (:func:`ramanid.cli.identify.apply_device_calibrations`, the one
     copy of that rule): rows that name a ``device_serial`` with a usable record (not FAILED) and
     carry no ``calibration_id`` are put on the record's calibrated axis before matching, so batch
     and identify give the same verdicts. Rows are grouped by serial (each group may end on its own
-    axis) and the columns are returned in the batch's row order.
+    axis) and the columns are returned in the batch's row order. ``meta``: the rows' metadata
+    as columns when ``batch`` carries none (:func:`bare_batch`).
     """
-    serials = [None if m.get("calibration_id") else m.get("device_serial") for m in batch.meta]
+    if meta is None:
+        serials = [None if m.get("calibration_id") else m.get("device_serial")
+                   for m in batch.meta]
+    else:
+        serials = [None if c else s for s, c in zip(meta.values("device_serial"),
+                                                    meta.values("calibration_id"), strict=True)]
     if not any(serials):
-        return columns_from_resultset(identifier.run(batch))
+        return columns_from_resultset(identifier.run(batch), meta)
+    if meta is not None:
+        if not _any_usable_record({s for s in serials if s}):   # nothing would be applied
+            return columns_from_resultset(identifier.run(batch), meta)
+        batch = SpectrumBatch(batch.axis, batch.intensity, meta.rows())
     from ramanid.cli.identify import apply_device_calibrations
 
     whole = apply_device_calibrations([batch])
@@ -181,13 +317,32 @@ def _rounded(a: np.ndarray, digits: int) -> list[float]:
 
     For float32 input (24-bit significands) and ``digits <= 4`` the product ``x * 10**digits``
     is exact in float64, so ``rint`` (half to even, like ``round``) and one correctly rounded
-    division give Python's result bit for bit, vectorised; other input goes through ``round``.
+    division give Python's result bit for bit, vectorised. Other input is rounded the same way
+    where the product is not within its own rounding error of a tie (so ``rint`` of the
+    product is the correct rounding of the exact value), and by ``round`` elsewhere.
     """
+    return _rounded_array(a, digits).tolist()
+
+
+def _rounded_array(a: np.ndarray, digits: int) -> np.ndarray:
+    """:func:`_rounded` as a float64 array."""
     a = np.asarray(a)
-    if a.dtype.itemsize <= 4 and a.dtype.kind == "f" and digits <= 4:
-        scale = 10.0 ** digits
-        return (np.rint(a.astype(np.float64).ravel() * scale) / scale).tolist()
-    return [round(x, digits) for x in a.astype(np.float64).ravel().tolist()]
+    x = a.astype(np.float64).ravel()
+    scale = 10.0 ** digits
+    if a.dtype.kind == "f" and a.dtype.itemsize <= 4 and digits <= 4:
+        return np.rint(x * scale) / scale
+    if a.dtype.kind in "iub" or digits > 15 or digits < 0:
+        return np.array([round(v, digits) for v in x.tolist()], dtype=np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        y = x * scale
+        out = np.rint(y) / scale
+        # distance of the product from the nearest tie (k + 0.5), against its rounding error
+        tie = np.abs(np.abs(y - np.floor(y)) - 0.5)
+        unsure = ~(tie > 1e-9 * np.maximum(np.abs(y), 1.0)) | ~(np.abs(y) < 2.0 ** 50)
+    if unsure.any():
+        rows = np.flatnonzero(unsure)
+        out[rows] = [round(v, digits) for v in x[rows].tolist()]
+    return out
 
 
 def _text(values: list[float] | list[int]) -> np.ndarray:
@@ -197,28 +352,314 @@ def _text(values: list[float] | list[int]) -> np.ndarray:
     return np.array([json.dumps(v) for v in values], dtype=object)
 
 
+def _number_text(values: np.ndarray, tail: str = "", digits: int | None = None) -> np.ndarray:
+    """``json.dumps(v) + tail`` of every element of a float64 or int array.
+
+    Values of a small integer range (ints, or floats rounded to ``digits`` decimals by
+    :func:`_rounded_array`: ``k / 10**digits``) are written once per distinct value, found
+    with a table over the range (no sort); others one by one.
+    """
+    values = np.asarray(values)
+    flat = values.ravel()
+    if flat.size == 0:
+        return np.empty(values.shape, dtype=object)
+    keys = None
+    if values.dtype.kind in "iu":
+        keys = flat.astype(np.int64)
+    elif digits is not None and np.isfinite(flat).all() and np.abs(flat).max() < 1e12:
+        keys = np.rint(flat * 10.0 ** digits).astype(np.int64)
+    if keys is not None:
+        lo = int(keys.min())
+        span = int(keys.max()) - lo + 1
+        if span <= 4 * flat.size + 64:
+            present = np.zeros(span, dtype=bool)
+            present[keys - lo] = True
+            slot = (np.cumsum(present) - 1)[keys - lo]
+            rep = np.empty(int(present.sum()), dtype=flat.dtype)
+            rep[slot] = flat
+            if np.array_equal(rep[slot], flat):   # one value per key (rounded input)
+                texts = _text(rep.tolist())
+                return (texts + tail if tail else texts)[slot].reshape(values.shape)
+    texts = _text(flat.tolist())
+    return (texts + tail if tail else texts).reshape(values.shape)
+
+
 def _first_valid(ids: np.ndarray) -> np.ndarray:
     """Index of the first column >= 0 in each row (0 when none)."""
     return np.argmax(ids >= 0, axis=1)
 
 
 def _join_valid(ids: np.ndarray, prefix: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """JSON lists '[{..prefix..value},...]' of the entries with id >= 0, in column order."""
+    """JSON lists '[{..prefix..value},...]' of the entries with id >= 0, in column order.
+
+    ``values`` hold each entry's closing text (the number and ``}``).
+    """
     n, k = ids.shape
-    text = np.full(n, "", dtype=object)
+    valid = ids >= 0
+    if k and not (valid[:, 1:] <= valid[:, :-1]).all():   # gaps: the general form
+        text = np.full(n, "", dtype=object)
+        for j in range(k):
+            piece = prefix[np.maximum(ids[:, j], 0)] + values[:, j]
+            text = np.where(valid[:, j], np.where(text != "", text + "," + piece, piece), text)
+        return "[" + text + "]"
+    # valid entries first in every row (the engine pads with -1): append column by column
+    text = np.full(n, "[", dtype=object)
+    comma = "," + prefix
     for j in range(k):
-        valid = ids[:, j] >= 0
-        piece = prefix[np.maximum(ids[:, j], 0)] + values[:, j] + "}"
-        text = np.where(valid, np.where(text != "", text + "," + piece, piece), text)
-    return "[" + text + "]"
+        v = valid[:, j]
+        if not v.any():
+            break
+        piece = (prefix if j == 0 else comma)[np.maximum(ids[:, j], 0)] + values[:, j]
+        if v.all():
+            text = text + piece
+        else:
+            text[v] = text[v] + piece[v]
+    return text + "]"
 
 
-def columns_from_resultset(rs: Any) -> dict[str, np.ndarray]:
+# -- text built once per distinct value ----------------------------------------------------------
+def _spread(keys: np.ndarray, make: Callable[[int], str]) -> np.ndarray:
+    """``make(i)`` for one row ``i`` of each distinct key, spread to every row with that key."""
+    if keys.size == 0:
+        return np.empty(0, dtype=object)
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    return np.array([make(i) for i in first.tolist()], dtype=object)[inverse.ravel()]
+
+
+def _fixed(x: np.ndarray, digits: int, scale: float = 1.0) -> np.ndarray:
+    """``f"{scale * float(v):.{digits}f}"`` of every element, formatted once per shown value.
+
+    Rows are grouped by the value the format shows: ``rint(v * 10**digits)`` (half to even on
+    the exact binary value, as the format rounds) and the sign (``-0.000``), which is exact
+    when the product is (``v`` float32, ``scale`` 1 and ``digits <= 3``, or ``digits == 0``);
+    other input is grouped by its value. Non-finite values are grouped by value too ("nan", "inf").
+    """
+    x = np.asarray(x)
+    exact = digits == 0 or (scale == 1.0 and x.dtype.kind == "f" and x.dtype.itemsize <= 4
+                            and digits <= 3)
+    v = scale * x.astype(np.float64)   # the float64 product Python forms: bit for bit
+    spec = f".{digits}f"
+    if not exact:
+        return _spread(v, lambda i: format(float(v[i]), spec))
+    with np.errstate(invalid="ignore", over="ignore"):
+        k = np.rint(v * 10.0 ** digits)
+    finite = np.isfinite(k)
+    # -0.5 marks "negative, shown as zero" (shown with its sign); non-finite keep their value
+    keys = np.where(finite, np.where((k == 0) & np.signbit(v), -0.5, k), v)
+    return _spread(keys, lambda i: format(float(v[i]), spec))
+
+
+def _factorize(values: Sequence[Any]) -> tuple[np.ndarray, list[int]]:
+    """Integer code of each value (first appearance order) and the first row of each code."""
+    index = {v: i for i, v in enumerate(dict.fromkeys(values))}
+    codes = np.fromiter(map(index.__getitem__, values), dtype=np.intp, count=len(values))
+    _, first = np.unique(codes, return_index=True)
+    return codes, first.tolist()
+
+
+# -- reasons ---------------------------------------------------------------------------------------
+def _reasons(ident: Any, rs: Any, tx: _EntryText) -> np.ndarray:
+    """The ``reason`` of every row: :meth:`Identifier.reason_texts`, built column-wise.
+
+    Rows with a hazard alarm (their reason lists the detector's hits) and unusual rows (no best
+    entry, a non-finite figure) are worded by the engine. For each kind of reason present, one
+    row is worded by the engine too and compared; any difference sends the whole batch to the
+    engine, so a change of its wording can never give other text here.
+    """
+    from ramanid.identify import REASONS, VERDICTS
+
+    n = len(rs)
+    if n == 0 or rs.r_corr is None or rs.unexplained is None or len(VERDICTS) != 4:
+        return np.asarray(ident.reason_texts(rs), dtype=object)
+    match, mixture, no_match, inconclusive = (VERDICTS.index(v) for v in
+                                              ("match", "mixture", "no_match", "inconclusive"))
+    th = ident.thresholds
+    v = rs.verdict.astype(np.intp)
+    best = rs.top_ids[:, 0].astype(np.intp)
+    bidx = np.maximum(best, 0)
+    # the thresholds that decided: those of the scans' covered range (identify.py)
+    t_entry = np.asarray(ident._result_thresholds(rs), dtype=np.float64)
+    t = np.where(best >= 0, t_entry[bidx], np.nan)
+    r = rs.top_scores[:, 0].astype(np.float64)
+    rc = np.asarray(rs.r_corr).astype(np.float64)
+    code = rs.reason.astype(np.intp)
+    inc = v == inconclusive
+    hz = rs.hazard_hits.any(axis=1) if rs.hazard_hits.shape[1] else np.zeros(n, dtype=bool)
+    worded = ~inc & (hz | (best < 0) | ~np.isfinite(r) | ~np.isfinite(rc) | ~np.isfinite(t)
+                     | ~np.isin(v, (match, mixture, no_match)))
+    worded |= inc & ((code < 0) | (code >= len(REASONS)))
+    # the branches of reason_texts, as row masks
+    cov_rule = inc & (code == 1) & ~worded
+    qc_rule = inc & (code != 1) & ~worded
+    is_match = (v == match) & ~worded
+    is_mix = (v == mixture) & ~worded
+    below = (v == no_match) & (rc < t) & ~worded
+    unexpl = (v == no_match) & ~(rc < t) & ~worded
+    corrected = ~(r >= t) & ~(rc < t)   # the noise-corrected score is quoted
+
+    out = np.empty(n, dtype=object)
+    need_r = is_match | below | unexpl
+    if need_r.any():
+        rows = np.flatnonzero(need_r)
+        r_txt = _fixed(rs.top_scores[rows, 0], 3)
+        rc_txt = _fixed(np.asarray(rs.r_corr)[rows], 3)
+        corr = corrected[rows]
+        shown = np.array([f"r={a} ({b} corrected for the scan's noise)" if c else f"r={a}"
+                          for a, b, c in zip(r_txt.tolist(), rc_txt.tolist(), corr.tolist(),
+                                             strict=True)], dtype=object)
+        name = tx.names[bidx[rows]]
+        t_txt = np.array([format(float(x), ".3f") for x in t_entry], dtype=object)[bidx[rows]]
+        kind = np.where(is_match[rows], 0, np.where(below[rows], 1, 2))
+        text = np.empty(rows.size, dtype=object)
+        for sel, fmt in ((kind == 0, "best match {0} {1} >= its threshold {2}"),
+                         (kind == 1, "no library entry explains the scan: best {0} {1} < its "
+                                     "threshold {2}")):
+            if sel.any():
+                text[sel] = [fmt.format(a, b, c) for a, b, c in zip(
+                    name[sel].tolist(), shown[sel].tolist(), t_txt[sel].tolist(), strict=True)]
+        sel = kind == 2
+        if sel.any():
+            limit = np.asarray(ident.unexplained_limit(np.arange(len(ident.entries))),
+                               dtype=np.float64)
+            lim_txt = np.array([format(100 * float(x), ".0f") for x in limit],
+                               dtype=object)[bidx[rows][sel]]
+            share = _fixed(np.asarray(rs.unexplained)[rows][sel], 0, 100.0)
+            text[sel] = [
+                f"no library entry explains the scan: best {a} {b} reaches its threshold {c}, "
+                f"but {d}% of the scan's band energy lies where {a} has no band (limit {e}%)"
+                for a, b, c, d, e in zip(name[sel].tolist(), shown[sel].tolist(),
+                                         t_txt[sel].tolist(), share.tolist(), lim_txt.tolist(),
+                                         strict=True)]
+        out[rows] = text
+    if is_mix.any():
+        rows = np.flatnonzero(is_mix)
+        n_comp = (rs.comp_ids[rows] >= 0).sum(axis=1).tolist()
+        mix = _fixed(rs.mix_r[rows], 3)
+        out[rows] = [f"mixture of {a} significant components explains the scan (r={b})"
+                     for a, b in zip(n_comp, mix.tolist(), strict=True)]
+    if qc_rule.any():
+        texts = np.array([f"quality check failed: {x}" for x in REASONS], dtype=object)
+        out[qc_rule] = texts[code[qc_rule]]
+    if cov_rule.any():
+        ax = ident.recipe.params["axis"]
+        head = (f"quality check failed: the scan does not cover the library axis "
+                f"({ax['start']:g}-{ax['stop']:g} cm-1): ")
+        tail = f"% covered, {100 * th.min_coverage:.0f}% needed"
+        cov = _fixed(np.asarray(rs.qc["coverage"])[cov_rule], 0, 100.0)
+        out[cov_rule] = [head + c + tail for c in cov.tolist()]
+    # one row of each kind checked against the engine's own wording
+    kinds = (cov_rule, qc_rule, is_match & corrected, is_match & ~corrected, is_mix,
+             below & corrected, below & ~corrected, unexpl)
+    probe = [int(np.argmax(m)) for m in kinds if m.any()]
+    if probe:
+        want = ident.reason_texts(rs, np.asarray(probe))
+        if [str(w) for w in want] != out[probe].tolist():
+            return np.asarray(ident.reason_texts(rs), dtype=object)
+    if worded.any():
+        rows = np.flatnonzero(worded)
+        out[rows] = ident.reason_texts(rs, rows)
+    return out
+
+
+# -- warnings and calibration status ---------------------------------------------------------------
+def _cal_groups(ident: Any, meta_values: Callable[[str], list[Any]],
+                meta_row: Callable[[int], dict[str, Any]], n: int,
+                cache: dict[Any, Any]) -> tuple[np.ndarray, list[int]]:
+    """Group rows by calibration status: a code per row and one row of each group.
+
+    Rows of one device and calibration id share their status when the device has no record
+    (``Identifier.calibration_of`` caches it per device then); otherwise rows are told apart by
+    their scan time too, which the record's age depends on.
+    """
+    serial, cal_id, when = (meta_values(k) for k in _CAL_KEYS)
+    dev, dev_first = _factorize(list(zip(serial, cal_id, strict=True)))
+
+    def has_record(i: int) -> bool:   # the status of row i depends on its time
+        ident.calibration_of(meta_row(i), cache)
+        return (serial[i], cal_id[i]) not in cache
+
+    timeless = [not has_record(i) for i in dev_first]
+    if all(timeless):
+        return dev, dev_first
+    keys = [(d, None) if timeless[d] else (d, w) for d, w in zip(dev.tolist(), when,
+                                                                 strict=True)]
+    return _factorize(keys)
+
+
+def _warnings_and_calibration(ident: Any, rs: Any, tx: _EntryText,
+                              meta: MetaColumns | None,
+                              cache: dict[Any, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """``warnings`` and ``calibration`` JSON of every row.
+
+    The engine's :meth:`Identifier.record_warnings` and :meth:`Identifier.calibration_of` are
+    called once per calibration group (the warnings of a row are the non-measured reference
+    note, the library's class notes and the calibration note: without the first they depend
+    only on the calibration status); rows whose result uses a non-measured reference are done
+    row by row.
+    """
+    n = len(rs)
+    if meta is None:
+        rows_meta = [rs.meta[i] if i < len(rs.meta) else {} for i in range(n)]
+
+        def values(key: str) -> list[Any]:
+            return [m.get(key) for m in rows_meta]
+
+        def row(i: int) -> dict[str, Any]:
+            return rows_meta[i]
+    else:
+        values, row = meta.values, meta.row
+    verdict = rs.verdict.astype(np.intp)
+    from ramanid.identify import VERDICTS
+
+    best = rs.top_ids[:, 0].astype(np.intp)
+    un = tx.unmeasured
+    unmeasured = (verdict == VERDICTS.index("match")) & (best >= 0) & un[np.maximum(best, 0)]
+    cids = rs.comp_ids.astype(np.intp)
+    unmeasured |= ((cids >= 0) & un[np.maximum(cids, 0)]).any(axis=1)
+    if rs.hazard_hits.shape[1]:
+        unmeasured |= (rs.hazard_hits & un[ident.hazard_idx][None, :]).any(axis=1)
+
+    group, first = _cal_groups(ident, values, row, n, cache)
+    own_meta = meta is not None and len(rs.meta) == n
+
+    def engine_warnings(rows: list[int]) -> list[list[dict[str, Any]]]:
+        if own_meta:   # the engine reads the rows' metadata: give it theirs
+            for i in rows:
+                rs.meta[i] = row(i)
+        return ident.record_warnings(rs, np.asarray(rows, dtype=np.intp), cache=cache)
+
+    cal_text = np.array([dumps(ident.calibration_of(row(i), cache)[0]) for i in first],
+                        dtype=object)[group]
+    # one row without non-measured references in each group (where the group has one)
+    plain = np.flatnonzero(~unmeasured)
+    _, at = np.unique(group[plain], return_index=True)
+    reps = plain[at].tolist()
+    group_text = np.full(len(first), None, dtype=object)
+    if reps:
+        for i, w in zip(reps, engine_warnings(reps), strict=True):
+            group_text[group[i]] = dumps(w)
+    warn_text = group_text[group]
+    if unmeasured.any():
+        rows = np.flatnonzero(unmeasured).tolist()
+        for i, w in zip(rows, engine_warnings(rows), strict=True):
+            warn_text[i] = dumps(w)
+    return warn_text, cal_text
+
+
+def columns_from_resultset(rs: Any, meta: MetaColumns | None = None) -> dict[str, np.ndarray]:
     """Verdict columns straight from a :class:`ramanid.identify.ResultSet` (vectorised).
 
     Equal to ``columns_from_records(rs.records())``. The wording (reasons, warnings, the
-    calibration status) comes from the engine's own functions; rows with a hazard alarm take
+    calibration status) is the engine's (see the module notes); rows with a hazard alarm take
     their hazard fields from the engine's record for that row.
+
+    Parameters
+    ----------
+    rs
+        The engine's results.
+    meta
+        The scans' metadata as columns when ``rs.meta`` holds no real rows
+        (:func:`bare_batch`); None: ``rs.meta``.
     """
     from ramanid.identify import HAZARD_LEVELS, VERDICTS
 
@@ -234,30 +675,29 @@ def columns_from_resultset(rs: Any) -> dict[str, np.ndarray]:
     has_best = best >= 0
     best0 = top_ids[:, 0]
 
-    scores = np.array(_rounded(rs.top_scores, 4), dtype=np.float64).reshape(n, k)
-    cand = _join_valid(top_ids, tx.cand_prefix, _text(scores.ravel().tolist()).reshape(n, k))
+    scores = _rounded_array(rs.top_scores, 4).reshape(n, k)
+    cand = _join_valid(top_ids, tx.cand_prefix, _number_text(scores, "}", 4))
     cids = rs.comp_ids.astype(np.intp)
     comp = _join_valid(cids, tx.comp_prefix,
-                       _text(_rounded(rs.comp_fracs, 3)).reshape(cids.shape))
+                       _number_text(_rounded_array(rs.comp_fracs, 3).reshape(cids.shape), "}", 3))
 
     # QC figures, as the records give them (ints for integer and boolean figures)
-    qc_vals: dict[str, list[Any]] = {}
+    qc_vals: dict[str, np.ndarray] = {}
     for key, arr in rs.qc.items():
         arr = np.asarray(arr)
-        qc_vals[key] = (arr.astype(np.int64).tolist() if arr.dtype.kind in "iub"
-                        else _rounded(arr, 4))
+        qc_vals[key] = (arr.astype(np.int64) if arr.dtype.kind in "iub"
+                        else _rounded_array(arr, 4))
     qc_txt = np.full(n, "{", dtype=object)
     for j, (key, vals) in enumerate(qc_vals.items()):
-        qc_txt = qc_txt + (("," if j else "") + dumps(key) + ":") + _text(vals)
-    qc_txt = qc_txt + "}"
+        tail = "}" if j == len(qc_vals) - 1 else ""
+        qc_txt = qc_txt + ((("," if j else "") + dumps(key) + ":") + _number_text(vals, tail, 4))
+    if not qc_vals:
+        qc_txt = qc_txt + "}"
 
-    # the engine's wording: reasons, warnings and calibration status (one copy of that logic)
+    # the engine's wording: reasons, warnings and calibration status
     cache: dict[Any, Any] = {}
-    reason = np.asarray(ident.reason_texts(rs), dtype=object)
-    warnings = ident.record_warnings(rs, cache=cache)
-    warn_txt = np.array([dumps(w) for w in warnings], dtype=object)
-    meta = [rs.meta[i] if i < len(rs.meta) else {} for i in range(n)]
-    cal_txt = np.array([dumps(ident.calibration_of(m, cache)[0]) for m in meta], dtype=object)
+    reason = _reasons(ident, rs, tx)
+    warn_txt, cal_txt = _warnings_and_calibration(ident, rs, tx, meta, cache)
 
     provenance = np.where(best0 >= 0, tx.provenance[np.maximum(best0, 0)], None)
     cols: dict[str, Any] = {
@@ -280,15 +720,55 @@ def columns_from_resultset(rs: Any) -> dict[str, np.ndarray]:
         "engine_version": np.full(n, tx.engine_version, dtype=object),
     }
     for key in QC_COLUMNS:
-        cols[f"qc_{key}"] = (np.array(qc_vals[key], dtype=np.float64) if key in qc_vals
+        cols[f"qc_{key}"] = (qc_vals[key].astype(np.float64) if key in qc_vals
                              else np.full(n, np.nan))
 
-    # hazard alarms: substances and handling message from the engine's record of that row
+    # hazard alarms: the substances that alarmed and the handling message of the worst
     hits = rs.hazard_hits.any(axis=1) if rs.hazard_hits.size else np.zeros(n, dtype=bool)
-    for i in rows[hits].tolist():
-        rec = ident._record(rs, i, reason=reason[i], warnings=warnings[i], scan_id="",
-                            cache=cache)
-        hz = rec.get("hazard") or {}
-        cols["hazard_substances"][i] = dumps(hz.get("substances") or [])
-        cols["hazard_message"][i] = hz.get("message") or None
+    if hits.any():
+        alarm = np.flatnonzero(hits)
+        subst, message = _hazard_fields(ident, rs, alarm, reason, cache)
+        cols["hazard_substances"][alarm] = subst
+        cols["hazard_message"][alarm] = message
     return cols
+
+
+def _hazard_fields(ident: Any, rs: Any, rows: np.ndarray, reason: np.ndarray,
+                   cache: dict[Any, Any]) -> tuple[list[str], list[str | None]]:
+    """``hazard_substances`` JSON and ``hazard_message`` of the alarm ``rows``.
+
+    As the engine's record (``Identifier._record``): each hazardous entry that alarmed, its
+    brief (``Identifier._entry_brief``) and fitted fraction (3 decimals), and the handling
+    text of the first entry of the highest level. Each entry's text is written once; the first
+    row is compared with the engine's record, and on any difference every row takes the
+    engine's record.
+    """
+    from ramanid.identify import HAZARD_LEVELS
+
+    def engine(i: int) -> tuple[str, str | None]:
+        rec = ident._record(rs, i, reason=reason[i], warnings=[], scan_id="", cache=cache)
+        hz = rec.get("hazard") or {}
+        return dumps(hz.get("substances") or []), hz.get("message") or None
+
+    try:
+        briefs = [ident._entry_brief(int(h)) for h in ident.hazard_idx]
+        rank = [HAZARD_LEVELS.index(b["hazard_level"]) for b in briefs]
+        handling = [b["handling"] for b in briefs]
+        if any("fraction" in b or not b for b in briefs):
+            raise ValueError("unexpected brief")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        pairs = [engine(i) for i in rows.tolist()]
+        return [p[0] for p in pairs], [p[1] for p in pairs]
+    prefix = [dumps(b)[:-1] + ',"fraction":' for b in briefs]
+    frac = _number_text(_rounded_array(rs.hazard_fracs[rows], 3).reshape(rows.size, -1), "}", 3)
+    subst: list[str] = []
+    message: list[str | None] = []
+    for hit, ftxt in zip(rs.hazard_hits[rows].tolist(), frac.tolist(), strict=True):
+        js = [j for j, h in enumerate(hit) if h]
+        subst.append("[" + ",".join(prefix[j] + ftxt[j] for j in js) + "]")
+        worst = max(js, key=lambda j: rank[j]) if js else None
+        message.append(None if worst is None else handling[worst] or None)
+    if (subst[0], message[0]) != engine(int(rows[0])):
+        pairs = [engine(i) for i in rows.tolist()]
+        return [p[0] for p in pairs], [p[1] for p in pairs]
+    return subst, message

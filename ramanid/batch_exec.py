@@ -58,11 +58,7 @@ def run_pool(tasks: Iterator[Task], config: JobConfig, workers: int,
         # the caller's __main__ (run_batch works from any script). From 3.12 on, forking a
         # process that runs threads (BLAS, tqdm) is deprecated: "forkserver" there. Each task
         # runs with one BLAS thread anyway (one_blas_thread); the environment covers the rest.
-        methods = mp.get_all_start_methods()
-        if "fork" in methods and sys.version_info < (3, 12):
-            method = "fork"
-        else:
-            method = "forkserver" if "forkserver" in methods else "spawn"
+        method = start_method()
         with _env(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1"):
             pool = cf.ProcessPoolExecutor(max_workers=workers,
                                           mp_context=mp.get_context(method),
@@ -73,6 +69,19 @@ def run_pool(tasks: Iterator[Task], config: JobConfig, workers: int,
                                 2 * workers)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def start_method() -> str:
+    """How worker processes are started: "fork" where the platform has it, before Python 3.12
+    (fast start, no re-import of the caller's __main__, and the workers inherit what the parent
+    loaded); from 3.12 on "forkserver" (forking a process that runs threads is deprecated
+    there), else "spawn"."""
+    import multiprocessing as mp
+
+    methods = mp.get_all_start_methods()
+    if "fork" in methods and sys.version_info < (3, 12):
+        return "fork"
+    return "forkserver" if "forkserver" in methods else "spawn"
 
 
 def _die_with_parent() -> None:

@@ -13,6 +13,7 @@ atomically (:mod:`ramanid.atomic`).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -272,14 +273,50 @@ def _jsonl_text(table: Table, schema: Schema) -> str:
     return "".join("{" + ", ".join(row) + "}\n" for row in zip(*parts, strict=True))
 
 
+def part_format(fmt: str) -> str:
+    """Format of the part files (checkpoints) of a job that writes ``fmt``.
+
+    A Parquet job checkpoints Arrow IPC files (LZ4-compressed): about a microsecond per row to
+    write and a tenth of that to read back, where a Parquet part costs ~5 us to encode and ~2
+    to decode again at assembly; the result is encoded as Parquet once, when the parts are
+    assembled. CSV and JSON Lines parts are the result format itself (concatenated as bytes).
+    """
+    return "arrow" if fmt == "parquet" else fmt
+
+
+def _ipc_options() -> Any:
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
+
+    codec = "lz4" if pa.Codec.is_available("lz4_frame") else None
+    return ipc.IpcWriteOptions(compression=codec)
+
+
+def _read_arrow(path: str | Path) -> Any:
+    """The table of an Arrow IPC part file (read whole: one part is small)."""
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
+
+    with pa.OSFile(str(path), "rb") as fh:
+        return ipc.open_file(fh).read_all()
+
+
 def write_table(table: Table, path: str | Path, fmt: str, schema: Schema = RESULT_COLUMNS
                 ) -> None:
-    """Write one table to ``path`` atomically in format ``fmt``."""
+    """Write one table to ``path`` atomically in format ``fmt`` (or ``arrow``: a part file)."""
     with atomic_path(path) as tmp:
         if fmt == "parquet":
             import pyarrow.parquet as pq
 
             pq.write_table(_arrow_table(table, schema), tmp)
+        elif fmt == "arrow":
+            import pyarrow as pa
+            import pyarrow.ipc as ipc
+
+            data = _arrow_table(table, schema)
+            with pa.OSFile(str(tmp), "wb") as sink, \
+                    ipc.new_file(sink, data.schema, options=_ipc_options()) as writer:
+                writer.write_table(data)
         elif fmt == "csv":
             tmp.write_text(_csv_text(table, schema, header=True), encoding="utf-8")
         elif fmt == "jsonl":
@@ -288,43 +325,82 @@ def write_table(table: Table, path: str | Path, fmt: str, schema: Schema = RESUL
             raise UsageError(f"unknown result format {fmt!r}")
 
 
-def concat_files(parts: Iterable[Path], target: str | Path, fmt: str,
-                 schema: Schema = RESULT_COLUMNS) -> int:
-    """Concatenate part files (same format) into ``target`` atomically; return the row count.
+class PartAssembler:
+    """Concatenates part files, one at a time and in the order given, into the file ``path``.
 
-    Memory is bounded by one part file.
+    Parts are in ``fmt``, or Arrow IPC files (``.arrow``) for a Parquet target (see
+    :func:`part_format`). Memory is bounded by one part file. :meth:`close` finishes the file
+    (a Parquet file with no part still gets the schema); :attr:`rows` counts the rows written.
     """
-    rows = 0
-    with atomic_path(target) as tmp:
-        if fmt == "parquet":
+
+    def __init__(self, path: str | Path, fmt: str, schema: Schema = RESULT_COLUMNS) -> None:
+        self.path, self.fmt, self.schema = Path(path), fmt, schema
+        self.rows = 0
+        self._writer: Any = None
+        self._fh: Any = None
+        if fmt != "parquet":
+            self._fh = open(self.path, "wb")
+            if fmt == "csv":
+                self._fh.write((",".join(name for name, _ in schema) + "\n").encode())
+
+    def append(self, part: str | Path) -> int:
+        """Append one part file; return its number of rows."""
+        if self.fmt == "parquet":
             import pyarrow.parquet as pq
 
-            writer = None
-            try:
-                for part in parts:
-                    t = pq.read_table(part)
-                    if writer is None:
-                        writer = pq.ParquetWriter(tmp, t.schema)
-                    writer.write_table(t)
-                    rows += t.num_rows
-                if writer is None:
-                    writer = pq.ParquetWriter(tmp, _arrow_table(make_table(0, schema),
-                                                                schema).schema)
-            finally:
-                if writer is not None:
-                    writer.close()
+            t = _read_arrow(part) if Path(part).suffix == ".arrow" else pq.read_table(part)
+            if self._writer is None:
+                self._writer = pq.ParquetWriter(self.path, t.schema)
+            self._writer.write_table(t)
+            n = t.num_rows
         else:
-            with open(tmp, "wb") as out:
-                if fmt == "csv":
-                    out.write((",".join(name for name, _ in schema) + "\n").encode())
-                for part in parts:
-                    with open(part, "rb") as fh:
-                        if fmt == "csv":
-                            fh.readline()
-                        data = fh.read()
-                    rows += _count_records(data, fmt)
-                    out.write(data)
-    return rows
+            with open(part, "rb") as fh:
+                if self.fmt == "csv":
+                    fh.readline()
+                data = fh.read()
+            n = _count_records(data, self.fmt)
+            self._fh.write(data)
+        self.rows += n
+        return n
+
+    def close(self) -> None:
+        """Finish the file."""
+        if self.fmt == "parquet" and self._writer is None:
+            import pyarrow.parquet as pq
+
+            self._writer = pq.ParquetWriter(
+                self.path, _arrow_table(make_table(0, self.schema), self.schema).schema)
+        for handle in (self._writer, self._fh):
+            if handle is not None:
+                handle.close()
+        self._writer = self._fh = None
+
+    def abort(self) -> None:
+        """Close the file without finishing it (it is to be thrown away)."""
+        for handle in (self._writer, self._fh):
+            if handle is not None:
+                with contextlib.suppress(Exception):
+                    handle.close()
+        self._writer = self._fh = None
+
+
+def concat_files(parts: Iterable[Path], target: str | Path, fmt: str,
+                 schema: Schema = RESULT_COLUMNS) -> int:
+    """Concatenate part files into ``target`` atomically; return the row count.
+
+    Parts are in ``fmt``, or Arrow IPC files (``.arrow``) for a Parquet target. Memory is
+    bounded by one part file.
+    """
+    with atomic_path(target) as tmp:
+        assembler = PartAssembler(tmp, fmt, schema)
+        try:
+            for part in parts:
+                assembler.append(part)
+        except BaseException:
+            assembler.abort()
+            raise
+        assembler.close()
+    return assembler.rows
 
 
 def _count_records(data: bytes, fmt: str) -> int:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -47,8 +49,8 @@ def get_processor(config: JobConfig, library: str | None) -> Processor:
 def engine_processor(library: str | None) -> Processor:
     """Chunk processor on the real engine: ``Identifier(load_library(library)).run``.
 
-    Returns a function mapping a batch to its verdict columns (see
-    :func:`ramanid.batch_engine.result_columns`).
+    Returns a function mapping a batch (and optionally its metadata as columns) to its verdict
+    columns (see :func:`ramanid.batch_engine.make_engine_processor`).
     """
     from ramanid.batch_engine import make_engine_processor
 
@@ -58,7 +60,8 @@ def engine_processor(library: str | None) -> Processor:
 # -- running one task ----------------------------------------------------------------------------
 def part_paths(config: JobConfig, index: int) -> tuple[Path, Path, Path]:
     d = config.parts_dir
-    return (d / f"part-{index:08d}.{config.fmt}", d / f"part-{index:08d}.summary.json",
+    ext = batch_io.part_format(config.fmt)
+    return (d / f"part-{index:08d}.{ext}", d / f"part-{index:08d}.summary.json",
             d / f"changes-{index:08d}.jsonl")
 
 
@@ -112,8 +115,79 @@ def _path_id(path: str) -> str:
     return hashlib.blake2b(("unreadable:" + path).encode(), digest_size=16).hexdigest()
 
 
-def _identify(batch: SpectrumBatch, ids: np.ndarray, config: JobConfig,
-              library: str | None, meta_cols: dict[str, Any] | None = None) -> batch_io.Table:
+# -- archive readers kept open in a worker -------------------------------------------------------
+_READERS: dict[str, list[Any]] = {}
+_READERS_LOCK = threading.Lock()
+#: Archives a worker keeps open at once (a job reads its archives one after the other).
+_MAX_READERS = 2
+#: Blocks read through one open reader before it is opened afresh: HDF5's caches of an open
+#: file (chunk index, metadata) grow as the reads move through it, and memory must not grow
+#: with the number of scans.
+_READER_USES = 16
+
+
+def archive_reader(path: str) -> Any:
+    """An open :class:`~ramanid.io.archive.ArchiveReader` of ``path``, kept for the next task.
+
+    The next task of the same archive then skips opening the file, and the metadata columns'
+    chunks (16384 rows, several tasks' worth) are decoded once instead of once per task. A
+    reader is reused only while the file is the same one (inode, size, modification time),
+    and for :data:`_READER_USES` blocks at most (bounded memory).
+
+    Raises
+    ------
+    InputError
+        As :class:`~ramanid.io.archive.ArchiveReader`.
+    """
+    from ramanid.io.archive import ArchiveReader
+
+    try:
+        st = os.stat(path)
+        sig = (st.st_ino, st.st_size, st.st_mtime_ns)
+    except OSError:
+        sig = (0, 0, 0)
+    with _READERS_LOCK:
+        hit = _READERS.pop(path, None)
+        if hit is not None and hit[0] == sig and sig != (0, 0, 0) and hit[2] < _READER_USES:
+            hit[2] += 1
+            _READERS[path] = hit            # most recently used last
+            return hit[1]
+        # a reader dropped here is not closed: a task of another thread may still be reading
+        # with it (the file closes when the last reference goes)
+        reader = ArchiveReader(path)
+        while len(_READERS) >= _MAX_READERS:
+            _READERS.pop(next(iter(_READERS)))
+        _READERS[path] = [sig, reader, 1]
+        return reader
+
+
+def close_readers() -> None:
+    """Close the archives this process keeps open (end of a job run in this process, when no
+    task runs any more)."""
+    with _READERS_LOCK:
+        while _READERS:
+            _READERS.popitem()[1][1].close()
+
+
+# -- identifying ---------------------------------------------------------------------------------
+class _Rows:
+    """Scans to identify: a batch with ids and sources, and its metadata as columns when the
+    batch carries none (archive blocks on the default engine)."""
+
+    def __init__(self, batch: SpectrumBatch, ids: np.ndarray, sources: np.ndarray,
+                 meta: Any = None) -> None:
+        self.batch, self.ids, self.sources, self.meta = batch, ids, sources, meta
+
+    def __len__(self) -> int:
+        return len(self.batch)
+
+    def part(self, a: int, b: int) -> _Rows:
+        return _Rows(self.batch[a:b], self.ids[a:b], self.sources[a:b],
+                     None if self.meta is None else self.meta.take(slice(a, b)))
+
+
+def _identify(rows: _Rows, config: JobConfig, library: str | None,
+              meta_cols: dict[str, Any] | None = None) -> batch_io.Table:
     """Result rows for a batch; an engine failure is isolated to the scans that cause it.
 
     ``meta_cols`` are the batch's metadata columns when already at hand (archive blocks).
@@ -125,55 +199,43 @@ def _identify(batch: SpectrumBatch, ids: np.ndarray, config: JobConfig,
         that is a broken engine or library, not bad scans, so the job stops (finished chunks
         stay checkpointed for ``--resume``).
     """
-    table, failed = _identify_isolating(batch, ids, config, library)
-    if failed == len(batch) >= SYSTEMIC_FAILURE:
+    table, failed = _identify_isolating(rows, config, library)
+    if failed == len(rows) >= SYSTEMIC_FAILURE:
         raise InputError(f"the engine failed on every scan of a chunk: {table['error'][0]}",
-                         source=batch.meta[0].get("source"),
+                         source=rows.sources[0],
                          hint="finished chunks are kept; fix the cause and run with --resume")
     if meta_cols is None:
-        meta_cols = _meta_columns(batch.meta)
+        meta_cols = _meta_columns(rows.batch.meta)
     table.update({k: batch_io.as_column(v, batch_io.COLUMN_KIND[k])
                   for k, v in meta_cols.items()})
     return table
 
 
-def _identify_isolating(batch: SpectrumBatch, ids: np.ndarray, config: JobConfig,
+def _identify_isolating(rows: _Rows, config: JobConfig,
                         library: str | None) -> tuple[batch_io.Table, int]:
     """Verdict rows and the number of scans the engine failed on (halving on failure)."""
     proc = get_processor(config, library)
     try:
-        verdicts = proc(batch)
+        verdicts = proc(rows.batch) if rows.meta is None else proc(rows.batch, rows.meta)
     except Exception as exc:  # the engine failed on this chunk: isolate the culprit(s)
-        if len(batch) == 1:
-            return _error_table(batch.sources(), ids, f"engine error: {exc}"), 1
-        half = len(batch) // 2
-        a, fa = _identify_isolating(batch[:half], ids[:half], config, library)
-        b, fb = _identify_isolating(batch[half:], ids[half:], config, library)
+        if len(rows) == 1:
+            return _error_table(rows.sources.tolist(), rows.ids, f"engine error: {exc}"), 1
+        half = len(rows) // 2
+        a, fa = _identify_isolating(rows.part(0, half), config, library)
+        b, fb = _identify_isolating(rows.part(half, len(rows)), config, library)
         return batch_io.concat_tables([a, b]), fa + fb
-    verdicts["scan_id"] = ids
-    verdicts["source"] = np.array(batch.sources(), dtype=object)
-    verdicts["status"] = np.full(len(batch), "ok", dtype=object)
-    return batch_io.make_table(len(batch), **verdicts), 0
+    n = len(rows)
+    verdicts["scan_id"] = rows.ids
+    verdicts["source"] = rows.sources
+    verdicts["status"] = np.full(n, "ok", dtype=object)
+    return batch_io.make_table(n, **verdicts), 0
 
 
-def _read_task(task: Task) -> tuple[list[SpectrumBatch], list[tuple[int, batch_io.Table]],
-                                   dict[str, Any] | None]:
-    """The task's readable scans, and error rows for each file that could not be read.
+def _read_task(task: Task) -> tuple[list[SpectrumBatch], list[tuple[int, batch_io.Table]]]:
+    """A files task's readable scans, and error rows for each file that could not be read.
 
     Each error table comes with its position: the number of batches read before that file.
-    For an archive task, the third item holds the metadata columns of its one batch.
     """
-    if task.kind == "archive":
-        from ramanid.io.archive import ArchiveReader
-
-        try:
-            with ArchiveReader(task.path) as reader:
-                block = reader.read_block(task.start, task.stop)
-        except InputError as exc:   # a damaged part of the archive: record it, go on
-            sources = [f"{task.path}#{i}" for i in range(task.start, task.stop)]
-            return [], [(0, _error_table(sources, [_path_id(s) for s in sources],
-                                         exc.message))], None
-        return [block.to_batch(task.path)], [], _array_meta_columns(block.meta_arrays())
     from ramanid.io import read_batches, require_raman
 
     batches: list[SpectrumBatch] = []
@@ -187,14 +249,61 @@ def _read_task(task: Task) -> tuple[list[SpectrumBatch], list[tuple[int, batch_i
         except Exception as exc:  # a reader bug must not stop an archive-wide job
             errors.append((len(batches), _error_table(
                 [f], [_path_id(f)], f"cannot read ({type(exc).__name__}: {exc})")))
-    return batches, errors, None
+    return batches, errors
+
+
+def _archive_rows(task: Task, config: JobConfig) -> tuple[_Rows | None, batch_io.Table | None,
+                                                            dict[str, Any] | None]:
+    """An archive task's scans (or the error rows of a damaged part) and metadata columns.
+
+    On the default engine the batch carries no per-row dicts (its metadata stays columns);
+    ids are the stored ones (computed only for rows stored without one).
+    """
+    from ramanid.batch_engine import EngineProcessor, MetaColumns, bare_batch
+    from ramanid.io.archive import scan_ids
+
+    try:
+        block = archive_reader(task.path).read_block(task.start, task.stop)
+    except InputError as exc:   # a damaged part of the archive: record it, go on
+        sources = [f"{task.path}#{i}" for i in range(task.start, task.stop)]
+        return None, _error_table(sources, [_path_id(s) for s in sources], exc.message), None
+    columns = block.meta_columns(task.path)
+    meta = MetaColumns(columns, len(block))
+    ids = block.scan_id
+    missing = np.flatnonzero(ids == "")
+    if missing.size:
+        ids = ids.copy()
+        part = SpectrumBatch(block.axis, block.intensity[missing],
+                             [meta.row(i) for i in missing.tolist()])
+        ids[missing] = scan_ids(part)
+    libraries = [config.library, *([config.old_library] if config.old_library else [])]
+    if all(isinstance(get_processor(config, lib), EngineProcessor) for lib in libraries):
+        try:
+            rows = _Rows(bare_batch(block.axis, block.intensity), ids, columns["source"], meta)
+        except InputError:   # unusable values: let the full batch say which row
+            rows = _Rows(block.to_batch(task.path), ids, columns["source"])
+    else:   # another engine may read the rows' metadata dicts
+        rows = _Rows(block.to_batch(task.path), ids, columns["source"])
+    return rows, None, _array_meta_columns(columns)   # (source and scan_id are skipped)
 
 
 def process_task(task: Task, config: JobConfig) -> tuple[batch_io.Table, batch_io.Table | None]:
     """Read and identify one task's scans: its result table (in input order) and changes."""
+    if task.kind == "archive":
+        rows, error, block_meta = _archive_rows(task, config)
+        if rows is None:
+            assert error is not None
+            return error, (batch_io.make_table(0, batch_io.CHANGE_COLUMNS)
+                           if config.old_library else None)
+        table = _identify(rows, config, config.library, block_meta)
+        changes = None
+        if config.old_library:
+            changes = compare_tables(_identify(rows, config, config.old_library, block_meta),
+                                     table)
+        return table, changes
     from ramanid.io.archive import scan_ids
 
-    batches, errors, block_meta = _read_task(task)
+    batches, errors = _read_task(task)
     # Identify scans sharing an axis together (one engine call per axis), then restore order.
     groups: dict[bytes, list[int]] = {}
     for i, b in enumerate(batches):
@@ -204,10 +313,10 @@ def process_task(task: Task, config: JobConfig) -> tuple[batch_io.Table, batch_i
     for members in groups.values():
         batch = batches[members[0]] if len(members) == 1 else SpectrumBatch.concat(
             [batches[i] for i in members])
-        ids = scan_ids(batch)
-        tables.append((members, _identify(batch, ids, config, config.library, block_meta)))
+        rows = _Rows(batch, scan_ids(batch), np.array(batch.sources(), dtype=object))
+        tables.append((members, _identify(rows, config, config.library)))
         if config.old_library:
-            old_tables.append(_identify(batch, ids, config, config.old_library, block_meta))
+            old_tables.append(_identify(rows, config, config.old_library))
     # row order: batches in read order, each error row after the batches read before it
     sizes = [len(b) for b in batches]
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
@@ -294,6 +403,6 @@ def run_task(task: Task, config: JobConfig) -> dict[str, Any]:
     if changes is not None:
         batch_io.write_table(changes, changes_file, "jsonl", batch_io.CHANGE_COLUMNS)
     atomic_write_text(summary_file, json.dumps(summary))
-    batch_io.write_table(table, part, config.fmt)
+    batch_io.write_table(table, part, batch_io.part_format(config.fmt))
     return summary
 

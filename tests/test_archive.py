@@ -242,3 +242,53 @@ def test_metadata_types_survive_the_archive(tmp_path: Path) -> None:
     with ArchiveReader(out) as r:                     # the column-wise path used by batch
         col = r.read_block(0, 3).meta_arrays()["wavecal_coeffs"]
     assert col.tolist() == [m["wavecal_coeffs"] for m in meta]
+
+
+def test_text_columns_are_fixed_length_and_longer_text_starts_a_group(tmp_path: Path) -> None:
+    """Text metadata is stored as fixed-length UTF-8 (fast to read); text longer than a
+    group's column holds goes into a new group, and every value reads back as written."""
+    axis = np.linspace(300.0, 1800.0, 40)
+    short = [{"source": f"s{i}", "name": f"é {i}", "operator": None} for i in range(3)]
+    long = [{"source": f"l{i}", "name": "ü" * 40 + str(i), "operator": "x"} for i in range(2)]
+    out = tmp_path / "t.h5"
+    with ArchiveWriter(out) as w:
+        w.append(SpectrumBatch(axis, np.ones((3, 40)), short))
+        w.flush()
+        w.append(SpectrumBatch(axis, np.ones((2, 40)), long))
+    with ArchiveReader(out) as r:
+        assert r.group_sizes == [3, 2]
+        names = [m["name"] for b in r.iter_chunks(10) for m in b.meta]
+        ops = [m["operator"] for b in r.iter_chunks(10) for m in b.meta]
+    assert names == [m["name"] for m in short + long]
+    assert ops == [None, None, None, "x", "x"]
+    with h5py.File(out, "r") as f:
+        ds = f["scans/g000000/meta/name"]
+        assert h5py.check_string_dtype(ds.dtype).length == 16
+        assert h5py.check_string_dtype(ds.dtype).encoding == "utf-8"
+
+
+def test_archives_with_variable_length_text_are_still_read(tmp_path: Path) -> None:
+    """Archives written before fixed-length text (variable-length UTF-8 columns) read the
+    same, and appending to them keeps their group."""
+    b = _batch(6)
+    out = tmp_path / "old.h5"
+    write_archive(out, [b])
+    with h5py.File(out, "r+") as f:          # rewrite the text columns as older writers did
+        meta = f["scans/g000000/meta"]
+        for key in list(meta):
+            ds = meta[key]
+            if h5py.check_string_dtype(ds.dtype) is None:
+                continue
+            values = ds.asstr()[()].tolist()
+            attrs = dict(ds.attrs)
+            del meta[key]
+            new = meta.create_dataset(key, data=np.array(values, dtype=object),
+                                      dtype=h5py.string_dtype("utf-8"), maxshape=(None,),
+                                      chunks=(16384,))
+            new.attrs.update(attrs)
+    with ArchiveWriter(out, "a") as w:
+        w.append(_batch(2, seed=5))
+    back = [m for batch in read_archive(out) for m in batch.meta]
+    assert len(back) == 8 and len(read_archive(out)) == 1
+    assert [m["name"] for m in back[:6]] == [m["name"] for m in b.meta]
+    assert back[6]["origin"] == "scan5_0.csv" and back[3]["origin"] == "scan0_3.csv"

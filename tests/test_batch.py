@@ -121,33 +121,40 @@ def test_formats_hold_the_same_rows(scan_dir: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(180)
-def test_kill_9_then_resume_gives_every_scan_once(tmp_path: Path, shared_data: Path) -> None:
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_kill_9_then_resume_gives_every_scan_once(tmp_path: Path, shared_data: Path,
+                                                  fmt: str) -> None:
+    """Parquet jobs checkpoint Arrow IPC parts and assemble the result while they run: after
+    kill -9 the half-assembled file goes with the checkpoints, and the resumed job's result
+    equals an uninterrupted run's."""
     archive = tmp_path / "scans.h5"
     n, chunk = 5000, 25
     _synthetic_archive(archive, shared_data, n, seed=5)
-    out = tmp_path / "res.csv"
+    out = tmp_path / f"res.{fmt}"
     cmd = [sys.executable, "-m", "ramanid", "batch", str(archive), "--out", str(out),
            "--chunk-size", str(chunk), "--workers", "2"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             start_new_session=True)
     parts = Path(str(out) + ".parts")
+    part_glob = f"part-*.{batch_io.part_format(fmt)}"
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline and proc.poll() is None:
-        if any(parts.glob("part-*.csv")):
+        if len(list(parts.glob(part_glob))) >= 3:
             break
         time.sleep(0.01)
     assert proc.poll() is None, "the job finished before it could be killed"
     os.killpg(proc.pid, signal.SIGKILL)       # the job and its worker processes
     proc.wait(timeout=30)
-    done_before = len(list(parts.glob("part-*.csv")))
+    done_before = len(list(parts.glob(part_glob)))
     assert 0 < done_before < n // chunk and not out.exists()
+    assert list(tmp_path.glob(".*")) == []     # nothing half-written beside the result
     resumed = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, timeout=150)
     assert resumed.returncode in (0, 3), resumed.stderr
     rows = _rows(out)
     assert [r["source"] for r in rows] == [f"{archive}#{i}" for i in range(n)]
     assert len({r["scan_id"] for r in rows}) == n
     # identical to an uninterrupted run
-    clean = tmp_path / "clean.csv"
+    clean = tmp_path / f"clean.{fmt}"
     run_batch([archive], BatchOptions(out=str(clean), workers=1, chunk_size=chunk))
     assert _rows(clean) == rows
     assert not parts.exists()
@@ -450,3 +457,34 @@ def test_non_raman_file_in_a_folder_is_an_error_row(tmp_path, shared_data) -> No
     assert rows["a.csv"]["status"] == "ok"
     assert rows["b.spc"]["status"] == "error"
     assert "not a Raman spectrum" in rows["b.spc"]["error"]
+
+
+def test_archive_of_a_calibrated_device_gives_the_rows_of_its_files(tmp_path: Path,
+                                                                    shared_data: Path) -> None:
+    """Archive blocks carry their metadata as columns; rows of a device with a calibration
+    record still get it applied, as the same scans read from their files do."""
+    d = shared_data / "charisma" / "ICV_BW785"
+    home = tmp_path / "home"
+    env = {**os.environ, "RAMANID_HOME": str(home)}
+
+    def ramanid(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "ramanid", *args], capture_output=True,
+                              text=True, timeout=120, env=env)
+
+    for kind, f in (("wavelength", "Ne_785nm_x20_50ms.txt"),
+                    ("excitation", "S0N02_iRPlus785_Z050_100_3200ms.txt")):
+        assert ramanid("calibrate", kind, "--device", "RUW", str(d / f)).returncode == 0
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    for f in ("PST02_iRPlus785_Z020_100_1300ms.txt", "PST02_iRPlus785_Z050_100_3200ms.txt"):
+        shutil.copy(d / f, scans / f)
+    archive = tmp_path / "scans.h5"
+    assert ramanid("archive", "pack", str(scans), "--out", str(archive)).returncode == 0
+    for src, out in ((archive, tmp_path / "a.jsonl"), (scans, tmp_path / "f.jsonl")):
+        done = ramanid("batch", str(src), "--out", str(out), "--no-progress")
+        assert done.returncode in (0, 3), done.stderr
+    from_archive, from_files = _rows(tmp_path / "a.jsonl"), _rows(tmp_path / "f.jsonl")
+    assert [r["calibration"]["applied"] for r in from_archive] == [True, True]
+    skip = {"source", "origin", "format"}
+    assert [{k: v for k, v in r.items() if k not in skip} for r in from_archive] == \
+        [{k: v for k, v in r.items() if k not in skip} for r in from_files]

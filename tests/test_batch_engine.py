@@ -103,3 +103,138 @@ def test_scans_off_the_library_axis_have_no_candidates(shared_data: Path) -> Non
     assert fast["top_id"].tolist() == [None] * len(off)
     assert fast["candidates"].tolist() == ["[]"] * len(off)
     assert fast["best_provenance"].tolist() == [None] * len(off)
+
+
+def _assert_same(fast: dict, slow: dict) -> None:
+    for key in VERDICT_COLUMNS:
+        a, b = fast[key], slow[key]
+        assert a.dtype == b.dtype, key
+        if a.dtype.kind == "f":
+            np.testing.assert_array_equal(a, b, err_msg=key)
+        else:
+            assert a.tolist() == b.tolist(), key
+
+
+def test_metadata_as_columns_gives_the_record_columns(shared_data: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Archive blocks go to the engine without per-row dicts (``bare_batch`` + ``MetaColumns``):
+    the columns equal the records' also when the calibration status depends on the scan time
+    (a device with a record: one status per timestamp) or not (no record: one per device)."""
+    import ramanid.calibration as calibration
+
+    from ramanid.batch_engine import MetaColumns, bare_batch
+    from ramanid.identify import Identifier
+    from ramanid.io.archive import ArchiveReader, write_archive
+    from ramanid.library import load_library
+
+    def fake_status(meta: dict, when: object = None) -> dict:
+        serial, ts = meta.get("device_serial"), meta.get("timestamp")
+        if serial != "REC-1":
+            return {"id": None, "serial": serial, "state": "missing", "applied": False,
+                    "warning": f"no calibration record for {serial}"}
+        age = float(str(ts)[-2:]) if ts else 0.0
+        return {"id": "rec-7", "serial": serial, "age_days": age, "applied": True,
+                "state": "stale" if age > 30 else "ok",
+                "warning": f"{age:.0f} days old" if age > 30 else None}
+
+    monkeypatch.setattr(calibration, "scan_calibration", fake_status)
+    batch = _varied_batch(shared_data)
+    meta = [{**m, "device_serial": ["REC-1", "SN-2", None][i % 3],
+             "timestamp": f"2025-01-01T00:00:{(7 * i) % 60:02d}" if i % 4 else None,
+             "operator": "é" if i % 2 else None} for i, m in enumerate(batch.meta)]
+    path = tmp_path / "a.h5"
+    write_archive(path, [SpectrumBatch(batch.axis, batch.intensity, meta)])
+    with ArchiveReader(path) as reader:
+        block = reader.read_block(0, len(batch))
+    ident = Identifier(load_library())
+    rs = ident.run(bare_batch(block.axis, block.intensity))
+    fast = columns_from_resultset(rs, MetaColumns(block.meta_columns(str(path)), len(block)))
+    slow = columns_from_records(ident.run(block.to_batch(str(path))).records())
+    assert len({c for c in slow["calibration"].tolist()}) >= 4
+    _assert_same(fast, slow)
+
+
+def test_a_change_of_the_engines_wording_is_followed(shared_data: Path) -> None:
+    """Reasons are built column-wise, but one row of each kind is checked against the engine's
+    own wording: when that changes, the batch takes the engine's text."""
+    from ramanid.identify import Identifier
+    from ramanid.library import load_library
+
+    ident = Identifier(load_library())
+    rs = ident.run(_varied_batch(shared_data))
+    plain = ident.reason_texts
+
+    def reworded(rs_: object, rows: object = None) -> np.ndarray:
+        return np.array([f"{t} (v2)" for t in plain(rs_, rows)], dtype=object)
+
+    ident.reason_texts = reworded
+    fast = columns_from_resultset(rs)
+    assert fast["reason"].tolist() == [f"{t} (v2)" for t in plain(rs)]
+
+
+def test_number_text_is_json_of_the_rounded_values() -> None:
+    import json
+
+    from ramanid.batch_engine import _fixed, _number_text, _rounded, _rounded_array
+
+    rng = np.random.default_rng(5)
+    x = np.concatenate([rng.uniform(-2, 2, 5000), rng.uniform(0, 5e4, 500),
+                        np.arange(-40, 41) / 8e4, [0.0, -0.0, 1e-5, -1e-5, 12345.00005]])
+    for digits in (2, 3, 4):
+        assert _rounded(x, digits) == [round(v, digits) for v in x.tolist()]
+        r = _rounded_array(x, digits)
+        want = [json.dumps(v) + "}" for v in r.tolist()]
+        assert _number_text(r, "}", digits).tolist() == want
+        assert _number_text(r[:50], "", digits).tolist() == [json.dumps(v) for v in r[:50]]
+    ints = rng.integers(-3, 9, 300)
+    assert _number_text(ints).tolist() == [str(v) for v in ints.tolist()]
+    f32 = np.concatenate([rng.uniform(-1.2, 1.2, 3000), [np.nan, -0.0004, 0.0625]])
+    f32 = f32.astype(np.float32)
+    assert _fixed(f32, 3).tolist() == [f"{float(v):.3f}" for v in f32]
+    assert _fixed(f32, 0, 100.0).tolist() == [f"{100 * float(v):.0f}" for v in f32]
+
+
+def test_rows_resting_on_non_measured_references(shared_data: Path) -> None:
+    """Rows whose result uses a non-measured reference get the engine's note row by row; the
+    others share their group's warnings."""
+    from ramanid.identify import Identifier
+    from ramanid.library import load_library
+
+    ident = Identifier(load_library())
+    ident.measured = np.arange(len(ident.entries)) % 2 == 0    # half the entries "synthetic"
+    rs = ident.run(_varied_batch(shared_data))
+    fast = columns_from_resultset(rs)
+    slow = columns_from_records(rs.records())
+    notes = sum("non_measured_reference" in w for w in slow["warnings"].tolist())
+    assert 0 < notes < len(rs)
+    _assert_same(fast, slow)
+
+
+def test_partial_range_reasons_quote_the_range_thresholds(shared_data: Path) -> None:
+    """Scans covering part of the library axis are judged by thresholds over that range
+    (ramanid.identify.Identifier.entry_thresholds): the column-wise reasons must quote those,
+    without falling back to the engine's per-row wording."""
+    from ramanid.identify import Identifier
+    from ramanid.library import load_library
+
+    full = _varied_batch(shared_data)
+    keep = full.axis <= 1250.0
+    batch = SpectrumBatch(full.axis[keep], full.intensity[:, keep], full.meta)
+    ident = Identifier(load_library())
+    rs = ident.run(batch)
+    t_range = ident._result_thresholds(rs)
+    assert not np.allclose(t_range, ident.thresholds.t_entry)
+    slow = columns_from_records(rs.records())
+    plain = ident.reason_texts
+    whole_batch_calls = []
+
+    def counted(rs_: object, rows: object = None) -> np.ndarray:
+        if rows is None:
+            whole_batch_calls.append(1)
+        return plain(rs_, rows)
+
+    ident.reason_texts = counted
+    fast = columns_from_resultset(rs)
+    assert not whole_batch_calls        # the column-wise wording was right, no fallback
+    assert fast["reason"].tolist() == slow["reason"].tolist()
+    assert any("threshold" in r for r in slow["reason"].tolist())

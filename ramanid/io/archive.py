@@ -16,9 +16,11 @@ Layout (format version 1)
         scan_id               fixed 32-byte ASCII, the stable id of each scan (see
                               :func:`scan_ids`), computed once when the scan is written
         meta/<key>            one column per metadata key: bool, int64, float64 (NaN = unknown)
-                              or UTF-8 strings ("" = unknown); a column of lists/dicts (e.g.
-                              ``wavecal_coeffs``) is JSON text with attr encoding = "json" and
-                              is read back as lists/dicts
+                              or UTF-8 strings ("" = unknown; written fixed-length, a power of
+                              two bytes wide; older archives hold variable-length strings, read
+                              the same); a column of lists/dicts (e.g. ``wavecal_coeffs``) is
+                              JSON text with attr encoding = "json" and is read back as
+                              lists/dicts
 
 Scans are numbered ``0 .. n_scans-1`` in write order (groups in name order, rows within a
 group); a scan's ``source`` when read back is ``"<archive path>#<index>"`` and the source it was
@@ -202,27 +204,31 @@ class Block:
             fmt[fmt == None] = "ramanid-archive"  # noqa: E711 - elementwise
         return out
 
+    def meta_columns(self, archive: str) -> dict[str, np.ndarray]:
+        """:meth:`meta_arrays` plus ``source`` and ``scan_id``: the columns of :meth:`to_batch`'s
+        metadata rows, in their key order."""
+        out = self.meta_arrays()
+        out["source"] = self.sources(archive)
+        out["scan_id"] = self.scan_id
+        return out
+
     def to_batch(self, archive: str) -> SpectrumBatch:
         """Convert to a :class:`SpectrumBatch` with one metadata dict per row."""
-        arrays = self.meta_arrays()
-        keys = list(arrays)
-        cols = [_column_values(arrays[k]) for k in keys]
-        sources = self.sources(archive).tolist()
-        ids = self.scan_id.tolist()
-        meta = []
-        for i in range(len(self)):
-            row = {k: c[i] for k, c in zip(keys, cols, strict=True)}
-            row["source"] = sources[i]
-            row["scan_id"] = ids[i]
-            meta.append(row)
+        columns = self.meta_columns(archive)
+        keys = list(columns)
+        cols = [column_values(columns[k]) for k in keys]
+        meta = [dict(zip(keys, row, strict=True)) for row in zip(*cols, strict=True)]
         return SpectrumBatch(self.axis, self.intensity, meta)
 
 
-def _column_values(col: np.ndarray) -> list[Any]:
-    """Python values of a column, with unknowns as None."""
+def column_values(col: np.ndarray) -> list[Any]:
+    """Python values of a column, with unknowns as None (NaN in a float column)."""
     if col.dtype.kind == "f":
         return [None if math.isnan(v) else v for v in col.tolist()]
     return col.tolist()
+
+
+_column_values = column_values
 
 
 class ArchiveReader:
@@ -261,6 +267,7 @@ class ArchiveReader:
             self._groups = [scans[n] for n in names]
             self._first = np.array([int(g.attrs["first"]) for g in self._groups], dtype=np.int64)
             self._n = np.array([int(g.attrs["n"]) for g in self._groups], dtype=np.int64)
+            self._open: dict[int, dict[str, Any]] = {}
         except InputError:
             self.close()
             raise
@@ -277,6 +284,7 @@ class ArchiveReader:
 
     def close(self) -> None:
         """Close the file."""
+        self._open = {}
         f = getattr(self, "_file", None)
         if f is not None:
             with contextlib.suppress(Exception):
@@ -325,24 +333,42 @@ class ArchiveReader:
         if g < 0 or stop > self._first[g] + self._n[g] or stop <= start:
             raise UsageError(f"scan range {start}..{stop} does not lie in one group of "
                              f"{self.path}")
-        grp = self._groups[g]
         a, b = start - int(self._first[g]), stop - int(self._first[g])
         try:
-            axis = grp["axis"][()]
-            intensity = grp["intensity"][a:b].astype(np.float64, copy=False)
-            ids = grp["scan_id"][a:b].astype(str).astype(object)
+            ds = self._datasets(g)
+            axis = ds["axis"].copy()
+            intensity = ds["intensity"][a:b].astype(np.float64, copy=False)
+            ids = np.array([s.decode("ascii") for s in ds["scan_id"][a:b].tolist()],
+                           dtype=object)
             columns: dict[str, np.ndarray] = {}
-            for key, ds in grp["meta"].items():
-                if ds.attrs.get("encoding") == JSON_ENCODING:
-                    columns[key] = _json_values(ds.asstr()[a:b].tolist())
-                elif ds.dtype.kind in "OSU" or h5py_is_string(ds):
-                    columns[key] = ds.asstr()[a:b].astype(object)
+            for key, (kind, meta_ds) in ds["meta"].items():
+                if kind == "json":
+                    columns[key] = _json_values(_read_text(meta_ds, a, b).tolist())
+                elif kind == "str":
+                    columns[key] = _read_text(meta_ds, a, b)
                 else:
-                    columns[key] = ds[a:b]
+                    columns[key] = meta_ds[a:b]
         except Exception as exc:
             raise InputError(f"damaged scan archive: cannot read scans {start}..{stop} "
                              f"({exc})", source=self.path) from exc
         return Block(start, axis, intensity, ids, columns)
+
+    def _datasets(self, g: int) -> dict[str, Any]:
+        """The open datasets of group ``g`` (kept open: their chunk caches then serve the next
+        block of the same chunk, e.g. the metadata columns' 16384-row chunks), with the axis."""
+        hit = self._open.get(g)
+        if hit is None:
+            grp = self._groups[g]
+            meta = {}
+            for key, ds in grp["meta"].items():
+                text = ds.dtype.kind in "OSU" or h5py_is_string(ds)
+                kind = ("num" if not text else
+                        "json" if ds.attrs.get("encoding") == JSON_ENCODING else "str")
+                meta[key] = (kind, ds)
+            hit = {"axis": grp["axis"][()], "intensity": grp["intensity"],
+                   "scan_id": grp["scan_id"], "meta": meta}
+            self._open[g] = hit
+        return hit
 
     def iter_blocks(self, chunk_size: int, start: int = 0) -> Iterator[Block]:
         """Yield :class:`Block` objects of at most ``chunk_size`` scans from ``start``."""
@@ -353,6 +379,16 @@ class ArchiveReader:
         """Yield batches of at most ``chunk_size`` scans from scan ``start`` on, in order."""
         for block in self.iter_blocks(chunk_size, start):
             yield block.to_batch(self.path)
+
+
+def _read_text(ds: Any, a: int, b: int) -> np.ndarray:
+    """Rows ``a..b-1`` of a text dataset as an object array of ``str``."""
+    if ds.dtype.kind == "S":   # fixed-length UTF-8: decode the bytes here (fast)
+        raw = ds[a:b]
+        if raw.size and (raw == raw[0]).all():   # one value (often ""): decoded once
+            return np.full(raw.size, raw[0].decode("utf-8", "replace"), dtype=object)
+        return np.array([v.decode("utf-8", "replace") for v in raw.tolist()], dtype=object)
+    return ds.asstr()[a:b]
 
 
 def _json_values(texts: list[str]) -> np.ndarray:
@@ -418,6 +454,49 @@ def _column_array(values: Sequence[Any], kind: str) -> np.ndarray:
         return np.array(["" if v is None else json.dumps(v, default=_json_default)
                          for v in values], dtype=object)
     return np.array(["" if v is None else str(v) for v in values], dtype=object)
+
+
+#: Bytes of one chunk of a text metadata column (the reader keeps it decoded in its cache).
+_TEXT_CHUNK_BYTES = 256 << 10
+#: Stand-in width of a variable-length text column (archives written before fixed widths).
+_VLEN = 1 << 62
+
+
+def _text_bytes(arr: np.ndarray) -> int:
+    """Length in UTF-8 bytes of the longest text of an object column."""
+    return max((len(v.encode("utf-8")) for v in arr.tolist()), default=0)
+
+
+def _new_text_width(arr: np.ndarray) -> int:
+    """Width (bytes) of a new fixed-length text column for ``arr``: a power of two with room
+    for half as long again as its longest text, at least 16.
+
+    Text columns are fixed-length UTF-8 (still "UTF-8 text" of format version 1: h5py's
+    ``asstr()`` and other HDF5 readers read both forms): reading a fixed-length column costs
+    a few hundredths of a microsecond per value, a variable-length one ~0.3 us (one heap
+    object each), which is most of the cost of reading an archive's metadata. Longer text
+    appended later starts a new group.
+    """
+    need = _text_bytes(arr)
+    width = 16
+    while width < need + need // 2:
+        width *= 2
+    return width
+
+
+def _text_width(ds: Any) -> int | None:
+    """Width of a fixed-length text dataset (None: variable-length)."""
+    import h5py
+
+    info = h5py.check_string_dtype(ds.dtype)
+    return None if info is None else info.length
+
+
+def _stored_text(ds: Any, arr: np.ndarray) -> np.ndarray:
+    """``arr`` as the dataset stores it (fixed-length text as UTF-8 bytes)."""
+    if arr.dtype != object or _text_width(ds) is None:
+        return arr
+    return np.array([v.encode("utf-8") for v in arr.tolist()], dtype=ds.dtype)
 
 
 class ArchiveWriter:
@@ -589,7 +668,7 @@ class ArchiveWriter:
         for k, arr in columns.items():
             ds = grp["meta"][k]
             ds.resize((new,))
-            ds[old:new] = arr
+            ds[old:new] = _stored_text(ds, arr)
         grp.attrs["n"] = new
         self._n_total += n
         self._file.attrs["n_scans"] = self._n_total
@@ -609,6 +688,8 @@ class ArchiveWriter:
             stored_str = h5py_is_string(ds)
             if (arr.dtype == object) != stored_str:
                 return False
+            if stored_str and _text_bytes(arr) > (_text_width(ds) or _VLEN):
+                return False   # longer text than the fixed-length column holds
             if not stored_str and ds.dtype != arr.dtype:
                 return False
             if (ds.attrs.get("encoding") == JSON_ENCODING) != (k in json_keys):
@@ -634,8 +715,13 @@ class ArchiveWriter:
                            chunks=(16384,), **kw)
         meta = grp.create_group("meta")
         for k, arr in columns.items():
-            dt = h5py.string_dtype("utf-8") if arr.dtype == object else arr.dtype
-            ds = meta.create_dataset(k, shape=(0,), maxshape=(None,), dtype=dt, chunks=(16384,),
+            if arr.dtype == object:   # text: fixed-length UTF-8 (see _new_text_width)
+                width = _new_text_width(arr)
+                dt: Any = h5py.string_dtype("utf-8", length=width)
+                chunk = max(1024, min(16384, _TEXT_CHUNK_BYTES // width))
+            else:
+                dt, chunk = arr.dtype, 16384
+            ds = meta.create_dataset(k, shape=(0,), maxshape=(None,), dtype=dt, chunks=(chunk,),
                                      **kw)
             if k in json_keys:
                 ds.attrs["encoding"] = JSON_ENCODING
