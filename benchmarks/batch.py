@@ -101,7 +101,7 @@ def _current_layout(path: Path) -> bool:
         return info is not None and info.length is not None
 
 
-def build_archive(path: Path, n: int) -> float:
+def build_archive(path: Path, n: int, compression: str | None = "gzip") -> float:
     """Write the synthetic archive (skipped when it already holds n scans); seconds taken."""
     from ramanid.io.archive import ArchiveReader, ArchiveWriter, is_archive
 
@@ -110,7 +110,7 @@ def build_archive(path: Path, n: int) -> float:
             if len(r) == n and _current_layout(path):
                 return 0.0
     t = time.perf_counter()
-    with ArchiveWriter(path, "w", dtype="float32") as w:
+    with ArchiveWriter(path, "w", dtype="float32", compression=compression) as w:
         for block in synthetic_blocks(n):
             w.append(block)
             print(f"  archive: {len(w)} / {n} scans", end="\r", file=sys.stderr)
@@ -263,6 +263,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=1_000_000, help="scans in the archive")
     ap.add_argument("--workdir", default="/tmp/ramanid-bench-batch")
+    ap.add_argument("--compression", choices=("gzip", "lzf", "none"), default="gzip",
+                    help="compression of the archive's intensities (as `ramanid archive pack`)")
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--chunk-size", type=int, default=None)
     ap.add_argument("--peer-n", type=int, default=1000, help="scans for the peer pipeline")
@@ -271,8 +273,10 @@ def main() -> None:
     a = ap.parse_args()
     work = Path(a.workdir)
     work.mkdir(parents=True, exist_ok=True)
-    archive = work / f"synthetic-{a.n}.h5"
-    built = build_archive(archive, a.n)
+    comp = None if a.compression == "none" else a.compression
+    suffix = "" if a.compression == "gzip" else f"-{a.compression}"
+    archive = work / f"synthetic-{a.n}{suffix}.h5"
+    built = build_archive(archive, a.n, comp)
     print(f"archive: {archive} ({a.n} scans, {archive.stat().st_size / 2**30:.2f} GiB"
           + (f", built in {built:.0f} s" if built else ", reused") + ")")
     extra = []

@@ -171,6 +171,30 @@ def _pack(*args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=100)
 
 
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("compression", ["none", "lzf"])
+def test_pack_compression_choice_reads_back_the_same(tmp_path: Path, shared_data: Path,
+                                                    compression: str) -> None:
+    import h5py
+
+    src = shared_data / "enlighten" / "library-older"
+    gz, other = tmp_path / "gzip.h5", tmp_path / f"{compression}.h5"
+    assert _pack(str(src), "--out", str(gz)).returncode == 0
+    proc = _pack(str(src), "--out", str(other), "--compression", compression)
+    assert proc.returncode == 0, proc.stderr
+    filters = []
+    with h5py.File(other, "r") as f:
+        f.visititems(lambda name, obj: filters.append(obj.compression)
+                     if isinstance(obj, h5py.Dataset) and name.endswith("intensity") else None)
+    assert filters and set(filters) == {None if compression == "none" else compression}
+    a, b = read_archive(gz), read_archive(other)
+    assert [m["scan_id"] for x in a for m in x.meta] == [m["scan_id"] for x in b for m in x.meta]
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x.intensity, y.intensity)
+    bad = _pack(str(src), "--out", str(tmp_path / "x.h5"), "--compression", "zip")
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr
+
+
 @pytest.mark.timeout(150)
 def test_pack_append_adds_only_new_scans(tmp_path: Path, shared_data: Path) -> None:
     import shutil

@@ -32,6 +32,10 @@ def register(subparsers: Any) -> None:
     pk.add_argument("--dtype", choices=("float64", "float32", "uint16"), default="float64",
                     help="storage type of intensities (default float64, lossless; uint16 only "
                          "for raw whole counts, refused otherwise)")
+    pk.add_argument("--compression", choices=("gzip", "lzf", "none"), default="gzip",
+                    help="compression of the intensities (default gzip + shuffle: smallest; "
+                         "none: about 1.4x larger, read ~9 us/scan faster, for archives that "
+                         "are re-identified often)")
     pk.set_defaults(func=pack_main)
     info = sub.add_parser("info", help="number of scans, axis groups and metadata columns")
     info.add_argument("archive", metavar="ARCHIVE.h5")
@@ -56,8 +60,9 @@ def pack_main(args: argparse.Namespace) -> int:
                          hint="give the folder that holds the scan files")
     failed: list[str] = []
     files = 0
+    comp = None if args.compression == "none" else args.compression
     with ArchiveWriter(args.out, "a" if args.append else "w", dtype=args.dtype,
-                       skip_duplicates=True) as writer:
+                       compression=comp, skip_duplicates=True) as writer:
         before = len(writer)
         for f in todo:
             try:
