@@ -256,9 +256,21 @@ def banner(lines: Sequence[str], style: _Style, kind: str = "alarm", width: int 
 
 
 # -- pieces of one record -------------------------------------------------------------------------
+def _by_fraction(subs: Any) -> list[Any]:
+    """Hazard substances, the largest fitted fraction first (stable; the JSON keeps the
+    library order): the entry that fits best leads the banner when near-identical analogues
+    alarm together."""
+    def key(sub: Any) -> float:
+        try:
+            return -float(sub.get("fraction") or 0.0) if isinstance(sub, Mapping) else 0.0
+        except (TypeError, ValueError):
+            return 0.0
+    return sorted(list(subs or []), key=key)
+
+
 def _substance_names(hazard: Mapping[str, Any]) -> list[str]:
     names = []
-    for sub in hazard.get("substances") or []:
+    for sub in _by_fraction(hazard.get("substances")):
         if isinstance(sub, Mapping):
             names.append(str(sub.get("name") or sub.get("id") or "?"))
         else:
@@ -344,8 +356,8 @@ def hazard_supplement(record: Mapping[str, Any], lang: str = "en") -> str | None
     if record.get("verdict") == "match" and record.get("candidates"):
         named.add(str(record["candidates"][0].get("id")))
     hazard = record.get("hazard") or {}
-    missing = [n for sub, n in zip(hazard.get("substances") or [], _substance_names(hazard),
-                                   strict=True)
+    missing = [n for sub, n in zip(_by_fraction(hazard.get("substances")),
+                                   _substance_names(hazard), strict=True)
                if not (isinstance(sub, Mapping) and str(sub.get("id")) in named)]
     if not missing:
         return None

@@ -125,6 +125,22 @@ def test_non_opioid_hazard_gets_generic_instructions_not_naloxone():
     assert "naloxone" not in text.lower()
 
 
+def test_analogues_alarming_together_are_listed_best_fit_first():
+    """Near-identical analogues alarm together; the banner and the "+ Possibly present" line
+    lead with the one that fits best (largest fraction), the JSON keeps the library order."""
+    subs = [dict(FENTANYL, id=f"f{i}", name=name, fraction=frac)
+            for i, (name, frac) in enumerate([("acetylfentanyl", 0.18), ("carfentanil", 0.19),
+                                              ("fentanyl", 0.21), ("furanylfentanyl", 0.17)])]
+    rec = _record("extreme", subs)
+    text = " ".join(render_text([rec], "en", color=False, ascii_only=True).split())
+    order = [text.index(n + ",") if n + "," in text else text.index(n)
+             for n in ("fentanyl, carfentanil", "carfentanil, acetylfentanyl",
+                       "acetylfentanyl, furanylfentanyl")]
+    assert order == sorted(order)
+    assert [s["name"] for s in json.loads(json_line(rec))["hazard"]["substances"]] == \
+        ["acetylfentanyl", "carfentanil", "fentanyl", "furanylfentanyl"]
+
+
 def test_no_banner_without_hazard():
     text = render_text([_record()], "en", color=False)
     assert not any(c in text for c in BOX_CHARS + "!")
