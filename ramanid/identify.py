@@ -104,7 +104,7 @@ from ramanid.errors import LibraryError
 from ramanid.hazard import HAZARD_LEVELS
 from ramanid.match import Matcher, shift_rows, top_k
 from ramanid.mixture import design_gram, forward_select, greedy_select, nnls_gram
-from ramanid.preprocess import Processed, Recipe, default_recipe
+from ramanid.preprocess import Processed, Recipe, default_recipe, normalise
 from ramanid.spectrum import SpectrumBatch
 
 __all__ = [
@@ -323,9 +323,7 @@ def _entry_thresholds(ident: Identifier, lo: int, hi: int, margin: float, t_cap:
     N = ident.n_entries
     L = ident.matcher.stack[ident.matcher.zero]
     if lo > 0 or hi < ident.n_points:
-        part = L[:, lo:hi].astype(np.float64)
-        part -= part.mean(axis=1, keepdims=True)
-        part /= np.maximum(np.linalg.norm(part, axis=1, keepdims=True), 1e-12)
+        part = normalise(L[:, lo:hi].astype(np.float64))[0]    # centred, unit norm there
         L = np.zeros_like(L)
         L[:, lo:hi] = part
     cross, _ = ident.matcher.scores(L, lo, hi)
@@ -617,7 +615,8 @@ class Identifier:
         G, _ = design_gram(self._rows(idc, s_star), X, lo, hi)
         return G, b
 
-    def _mixture(self, X: np.ndarray, lo: int, hi: int, sc: _Scores, *, greedy: bool = False):
+    def _mixture(self, X: np.ndarray, lo: int, hi: int, sc: _Scores, *, greedy: bool = False,
+                 cand: np.ndarray | None = None):
         """NNLS on ``n_candidates`` distinct substances at the best entry's shift.
 
         Candidates: the best distinct substances by score (the hazard group test), or with
@@ -627,6 +626,7 @@ class Identifier:
         a mixture whose main one has close relatives was crowded out (70 % fentanyl + 30 %
         caffeine: the four candidates were fentanyl and three analogues, caffeine was never
         fitted). Libraries above ``_GRAM_MAX`` entries always use the candidates by score.
+        ``cand`` gives the candidates by score when the caller has them already.
         """
         rows = np.arange(X.shape[0])
         if greedy and self.n_entries <= _GRAM_MAX:
@@ -636,7 +636,8 @@ class Identifier:
             cand = greedy_select(self.matcher.gram(lo, hi), b, self.n_candidates, -np.inf,
                                  group=self.subst)
         else:
-            cand = self._candidates(sc.score, None, self.n_candidates)
+            if cand is None:
+                cand = self._candidates(sc.score, None, self.n_candidates)
             s_star = sc.sidx[rows, cand[:, 0]]
         G, b = self._design(cand, s_star, sc, X, lo, hi)
         return nnls_gram(G, b, valid=cand >= 0), cand, s_star
@@ -873,7 +874,8 @@ class Identifier:
             ffr = np.zeros(cand.shape)
             g_rows = np.flatnonzero(is_h.any(axis=1))
             if g_rows.size:
-                fit, gcand, _ = self._mixture(X[g_rows], lo, hi, _rows_of(sc, g_rows))
+                gcand = cand[g_rows]
+                fit, _, _ = self._mixture(X[g_rows], lo, hi, _rows_of(sc, g_rows), cand=gcand)
                 drop = self._hazard_group_drop(fit, gcand)
                 group = drop > np.maximum(th.tau_group, noise2[g_rows])
                 ffr[g_rows] = fit.fractions()

@@ -176,15 +176,14 @@ class Matcher:
         self.n_copies = self.shifts.size + self.broad_shifts.size
         # the rows that enter the product: computed shifted copies, then the broadened ones
         self.flat = np.ascontiguousarray(np.concatenate(copies, axis=0))   # (C'*N, M)
-        self._n_flat = self.flat.shape[0] // max(self.n_entries, 1)
         # where each block of `flat` goes among the copies, and the derived copies as slices
         # when they are every other copy (the default 1 cm-1 search on a 2 cm-1 grid)
         self._slots = np.concatenate([self._computed, self.shifts.size
                                       + np.arange(self.broad_shifts.size)]).astype(int)
+        # the shifts are evenly spaced, so the derived copies are every other copy: slices
         d = self._derived
-        regular = d.size > 0 and np.all(np.diff(d) == 2)
         self._derived_slices = (slice(d[0], d[-1] + 1, 2), slice(d[0] - 1, d[-1], 2),
-                                slice(d[0] + 1, d[-1] + 2, 2)) if regular else None
+                                slice(d[0] + 1, d[-1] + 2, 2)) if d.size else None
         self._den_cache: dict[tuple[int, int], np.ndarray] = {}
 
     def _denominator(self, lo: int, hi: int) -> np.ndarray | None:
@@ -200,15 +199,12 @@ class Matcher:
         key = (lo, hi)
         den = self._den_cache.get(key)
         if den is None:
-            den = np.empty((self.n_copies, self.n_entries), dtype=np.float32)
-            flat_den = np.concatenate([_range_norms(self.flat[a:a + 4096], lo, hi)
-                                       for a in range(0, self.flat.shape[0], 4096)])
-            flat_den = flat_den.reshape(self._n_flat, self.n_entries)
-            nc = self._computed.size
-            den[self._computed] = flat_den[:nc]
-            den[self.shifts.size:] = flat_den[nc:]
-            for c in self._derived:
-                den[c] = _range_norms(self.stack[c], lo, hi)
+            # every shifted copy is in `stack`; the broadened ones follow the computed shifted
+            # copies in `flat`
+            broad = self.flat[self._computed.size * self.n_entries:]
+            den = np.concatenate([_range_norms(self.stack.reshape(-1, self.n_points), lo, hi),
+                                  _range_norms(broad, lo, hi)])
+            den = den.astype(np.float32).reshape(self.n_copies, self.n_entries)
             if len(self._den_cache) >= 8:
                 self._den_cache.clear()
             self._den_cache[key] = den
@@ -237,15 +233,10 @@ class Matcher:
         # one product per computed copy, written in place (BLAS takes the strided output)
         for i, c in enumerate(self._slots):
             np.matmul(Xp, self.flat[i * N:(i + 1) * N].T, out=prod[:, c, :])
-        d = self._derived
-        if d.size:                   # half-point copies from their neighbours (module doc)
-            if self._derived_slices is not None:
-                mid, left, right = self._derived_slices
-                np.multiply(prod[:, left], self._derived_w[0], out=prod[:, mid])
-                prod[:, mid] += prod[:, right] * self._derived_w[1]
-            else:
-                prod[:, d] = (prod[:, d - 1] * self._derived_w[0]
-                              + prod[:, d + 1] * self._derived_w[1])
+        if self._derived_slices is not None:   # half-point copies from their neighbours
+            mid, left, right = self._derived_slices
+            np.multiply(prod[:, left], self._derived_w[0], out=prod[:, mid])
+            prod[:, mid] += prod[:, right] * self._derived_w[1]
         return prod, self._denominator(lo, hi)
 
     def scores(self, X: np.ndarray, lo: int = 0, hi: int | None = None

@@ -42,6 +42,12 @@ def _subset_levels(k: int) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
     return tuple(out)
 
 
+def _fractions(coef: np.ndarray) -> np.ndarray:
+    """Spectral fractions ``c_j / sum(c)`` of coefficient rows (rows of zeros stay zero)."""
+    s = coef.sum(axis=1, keepdims=True)
+    return np.where(s > 0, coef / np.where(s > 0, s, 1.0), 0.0)
+
+
 class Fit:
     """NNLS result for a batch: ``coef`` (n, k), ``rss`` (n,), ``drss`` (n, k).
 
@@ -61,8 +67,7 @@ class Fit:
 
     def fractions(self) -> np.ndarray:
         """Spectral fractions ``c_j / sum(c)`` per scan (rows of zeros stay zero)."""
-        s = self.coef.sum(axis=1, keepdims=True)
-        return np.where(s > 0, self.coef / np.where(s > 0, s, 1.0), 0.0)
+        return _fractions(self.coef)
 
 
 def _solve_small(A: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -166,8 +171,7 @@ class Selection:
 
     def fractions(self) -> np.ndarray:
         """Spectral fractions ``c_j / sum(c)`` per scan (rows of zeros stay zero)."""
-        s = self.coef.sum(axis=1, keepdims=True)
-        return np.where(s > 0, self.coef / np.where(s > 0, s, 1.0), 0.0)
+        return _fractions(self.coef)
 
 
 def forward_select(fit: Fit, min_gain: np.ndarray | float, *, max_steps: int | None = None,

@@ -492,17 +492,25 @@ def smooth(y: np.ndarray, window: int = 7, polyorder: int = 3) -> np.ndarray:
     return out
 
 
-def normalise(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def normalise(y: np.ndarray, out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Mean-centre and scale every row to unit L2 norm (float32); zero rows stay zero.
+
+    Parameters
+    ----------
+    y
+        Rows to normalise.
+    out
+        Optional array of ``y``'s shape to write the rows into (e.g. a column slice of a
+        larger float32 array); new arrays otherwise.
 
     Returns
     -------
     (numpy.ndarray, numpy.ndarray)
-        The normalised rows and the norm of each centred row.
+        The normalised rows and the norm of each centred row (float64).
     """
-    x = y - y.mean(axis=1, keepdims=True)
+    x = np.subtract(y, y.mean(axis=1, keepdims=True), out=out)
     nrm = np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float64))
-    x = x / np.where(nrm > 0, nrm, 1.0).astype(x.dtype)[:, None]
+    x /= np.where(nrm > 0, nrm, 1.0).astype(x.dtype)[:, None]
     return x.astype(np.float32, copy=False), nrm
 
 
@@ -650,7 +658,7 @@ class Recipe:
                 sig = signal[:, lo:hi]
                 base_mean = self._clipwhit_fast(axis, y, (spike_r, spike_c), bl, window,
                                                 polyorder, sig)
-                norm = _normalise_into(sig, X[:, lo:hi])
+                _, norm = normalise(sig, out=X[:, lo:hi])
             else:
                 if spike_r.size:
                     y_in, y = y, y.copy()
@@ -713,14 +721,6 @@ def _fast_path(bl: dict[str, Any]) -> bool:
     """Whether the baseline parameters are those of the banded fast path (clipwhit, mean)."""
     return (bl.get("method") == "clipwhit" and bl.get("envelope", "mean") == "mean"
             and set(bl) <= {"method", "block", "lam", "n_iter", "envelope"})
-
-
-def _normalise_into(sig: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """:func:`normalise` of float32 ``sig`` written into ``out``; returns the norms (float64)."""
-    np.subtract(sig, sig.mean(axis=1, keepdims=True), out=out)
-    nrm = np.sqrt(np.einsum("ij,ij->i", out, out).astype(np.float64))
-    out /= np.where(nrm > 0, nrm, 1.0).astype(np.float32)[:, None]
-    return nrm
 
 
 def _sanitise(y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

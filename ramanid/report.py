@@ -268,14 +268,14 @@ def _by_fraction(subs: Any) -> list[Any]:
     return sorted(list(subs or []), key=key)
 
 
+def _substance_name(sub: Any) -> str:
+    if isinstance(sub, Mapping):
+        return str(sub.get("name") or sub.get("id") or "?")
+    return str(sub)
+
+
 def _substance_names(hazard: Mapping[str, Any]) -> list[str]:
-    names = []
-    for sub in _by_fraction(hazard.get("substances")):
-        if isinstance(sub, Mapping):
-            names.append(str(sub.get("name") or sub.get("id") or "?"))
-        else:
-            names.append(str(sub))
-    return names
+    return [_substance_name(sub) for sub in _by_fraction(hazard.get("substances"))]
 
 
 def is_opioid_hazard(hazard: Mapping[str, Any]) -> bool:
@@ -356,8 +356,7 @@ def hazard_supplement(record: Mapping[str, Any], lang: str = "en") -> str | None
     if record.get("verdict") == "match" and record.get("candidates"):
         named.add(str(record["candidates"][0].get("id")))
     hazard = record.get("hazard") or {}
-    missing = [n for sub, n in zip(_by_fraction(hazard.get("substances")),
-                                   _substance_names(hazard), strict=True)
+    missing = [_substance_name(sub) for sub in _by_fraction(hazard.get("substances"))
                if not (isinstance(sub, Mapping) and str(sub.get("id")) in named)]
     if not missing:
         return None

@@ -59,13 +59,7 @@ def test_fast_columns_equal_record_flattening(shared_data: Path) -> None:
     verdicts = set(slow["verdict"].tolist())
     assert {"match", "no_match"} <= verdicts and len(verdicts) >= 3
     assert any(level != "none" for level in slow["hazard_level"].tolist())
-    for key in VERDICT_COLUMNS:
-        a, b = fast[key], slow[key]
-        assert a.dtype == b.dtype, key
-        if a.dtype.kind == "f":
-            np.testing.assert_array_equal(a, b, err_msg=key)
-        else:
-            assert a.tolist() == b.tolist(), key
+    _assert_same(fast, slow)
 
 
 def test_vectorised_rounding_is_pythons_round() -> None:
