@@ -241,11 +241,36 @@ def _bands(ref: np.ndarray) -> np.ndarray:
     return out
 
 
+class _ShiftIndex:
+    """Best plain shift of each (scan, entry), found only where it is asked for.
+
+    ``sidx[rows, entries]`` (1-D index arrays of one length) is the argmax over the plain
+    shifted copies of ``products / norms`` for those pairs; ``sidx[rows]`` the same for a subset
+    of the scans. The decisions need it for a few entries per scan (the best one, the first of
+    a design), so the argmax over every entry and shift (~5 us per scan) is not computed.
+    """
+
+    __slots__ = ("den", "n_shifts", "prod")
+
+    def __init__(self, prod: np.ndarray, den: np.ndarray | None, n_shifts: int) -> None:
+        self.prod, self.den, self.n_shifts = prod, den, n_shifts
+
+    def __getitem__(self, key: Any) -> Any:
+        if not isinstance(key, tuple):
+            return _ShiftIndex(self.prod[key], self.den, self.n_shifts)
+        rows, ids = (np.asarray(k) for k in key)
+        shifts = np.arange(self.n_shifts)
+        r = self.prod[rows[:, None], shifts[None, :], ids[:, None]]        # (k, S)
+        if self.den is not None:
+            r = r / self.den[shifts[None, :], ids[:, None]]
+        return r.argmax(axis=1).astype(np.int16)
+
+
 class _Scores(NamedTuple):
     """Matching output of one chunk: best score/shift per entry and the raw products."""
 
     score: np.ndarray              # (n, N) best r over the shifts
-    sidx: np.ndarray               # (n, N) index of that shift
+    sidx: _ShiftIndex              # [rows, entries] -> index of that shift
     prod: np.ndarray               # (n, S, N) dot products with the shifted entries
     den: np.ndarray | None         # (S, N) entry norms over the covered range (None: full)
 
@@ -594,9 +619,8 @@ class Identifier:
     def _score(self, X: np.ndarray, lo: int, hi: int) -> _Scores:
         prod, den = self.matcher.raw(X, lo, hi)
         r = prod if den is None else prod / den
-        S = self.matcher.shifts.size
-        arg = r[:, :S].argmax(axis=1).astype(np.int16)     # best plain shift per entry
-        return _Scores(r.max(axis=1), arg, prod, den)      # best over every copy
+        return _Scores(r.max(axis=1), _ShiftIndex(prod, den, self.matcher.shifts.size), prod,
+                       den)                               # best over every copy
 
     def _design(self, ids: np.ndarray, s_star: np.ndarray, sc: _Scores, X: np.ndarray,
                 lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
