@@ -263,7 +263,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=1_000_000, help="scans in the archive")
     ap.add_argument("--workdir", default="/tmp/ramanid-bench-batch")
-    ap.add_argument("--compression", choices=("gzip", "lzf", "none"), default="gzip",
+    ap.add_argument("--compression", choices=("gzip", "lz4", "lzf", "none"), default="gzip",
                     help="compression of the archive's intensities (as `ramanid archive pack`)")
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--chunk-size", type=int, default=None)

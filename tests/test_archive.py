@@ -14,6 +14,7 @@ from ramanid.errors import InputError
 from ramanid.io.archive import (
     ArchiveReader,
     ArchiveWriter,
+    compression_of,
     is_archive,
     read_archive,
     scan_ids,
@@ -80,7 +81,7 @@ def test_iter_chunks_bounded_and_in_order(tmp_path: Path) -> None:
         tail = list(r.iter_chunks(4, start=9))
         assert [m["source"].split("#")[1] for c in tail for m in c.meta] == \
             [str(i) for i in range(9, 16)]
-        assert chunks[0].intensity.dtype == np.float64
+        assert chunks[0].intensity.dtype == np.float32     # as stored (no float64 copy)
     full = _batch(10, seed=1)
     np.testing.assert_allclose(chunks[0].intensity, full.intensity[:4], rtol=1e-6)
 
@@ -172,7 +173,7 @@ def _pack(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("compression", ["none", "lzf"])
+@pytest.mark.parametrize("compression", ["none", "lzf", "lz4"])
 def test_pack_compression_choice_reads_back_the_same(tmp_path: Path, shared_data: Path,
                                                     compression: str) -> None:
     import h5py
@@ -184,9 +185,12 @@ def test_pack_compression_choice_reads_back_the_same(tmp_path: Path, shared_data
     assert proc.returncode == 0, proc.stderr
     filters = []
     with h5py.File(other, "r") as f:
-        f.visititems(lambda name, obj: filters.append(obj.compression)
+        f.visititems(lambda name, obj: filters.append(compression_of(obj))
                      if isinstance(obj, h5py.Dataset) and name.endswith("intensity") else None)
-    assert filters and set(filters) == {None if compression == "none" else compression}
+    assert filters and set(filters) == {compression}
+    info = subprocess.run([sys.executable, "-m", "ramanid", "archive", "info", str(other)],
+                          capture_output=True, text=True, timeout=60)
+    assert info.returncode == 0 and f"({compression})" in info.stdout
     a, b = read_archive(gz), read_archive(other)
     assert [m["scan_id"] for x in a for m in x.meta] == [m["scan_id"] for x in b for m in x.meta]
     for x, y in zip(a, b, strict=True):
@@ -316,3 +320,34 @@ def test_archives_with_variable_length_text_are_still_read(tmp_path: Path) -> No
     assert len(back) == 8 and len(read_archive(out)) == 1
     assert [m["name"] for m in back[:6]] == [m["name"] for m in b.meta]
     assert back[6]["origin"] == "scan5_0.csv" and back[3]["origin"] == "scan0_3.csv"
+
+
+_NO_PLUGIN = ("import sys; sys.modules['hdf5plugin'] = None\n"   # as if it were not installed
+              "from ramanid.cli import main; sys.exit(main(sys.argv[1:]))")
+
+
+@pytest.mark.timeout(120)
+def test_lz4_archive_without_its_plugin_is_a_one_line_error(tmp_path: Path) -> None:
+    """An lz4 archive read where hdf5plugin is missing: a clear error naming the fix, for
+    reading, appending and packing alike; with the plugin the same archive reads back."""
+    path = tmp_path / "lz4.h5"
+    b = _batch(20)
+    write_archive(path, [b], compression="lz4")
+    np.testing.assert_array_equal(read_archive(path)[0].intensity, b.intensity)
+    src = tmp_path / "scans"
+    src.mkdir()
+    (src / "one.csv").write_text("shift,intensity\n" + "\n".join(
+        f"{x},{y}" for x, y in zip(b.axis, b.intensity[0], strict=True)))
+    for args in (["archive", "info", str(path)],
+                 ["archive", "pack", str(src), "--out", str(path), "--append"],
+                 ["archive", "pack", str(src), "--out", str(tmp_path / "new.h5"),
+                  "--compression", "lz4"],
+                 ["batch", str(path), "--out", str(tmp_path / "r.jsonl")]):
+        proc = subprocess.run([sys.executable, "-c", _NO_PLUGIN, *args], capture_output=True,
+                              text=True, timeout=100)
+        err = proc.stderr.strip()
+        assert proc.returncode in (1, 2), (args, proc.returncode, err)
+        assert "Traceback" not in err and len(err.splitlines()) == 1, err
+        assert "hdf5plugin" in err and "ramanid[lz4]" in err, err
+    assert not (tmp_path / "new.h5").exists() and not (tmp_path / "r.jsonl").exists()
+    assert len(read_archive(path)[0]) == 20          # the failed append left it as it was
