@@ -12,11 +12,8 @@ Two ways to the same columns:
   directly, about a microsecond per scan instead of ~80: the batch hot path. Every text is
   built once per distinct value and spread over the rows that share it:
 
-  - ``reason``: the engine's wording (:meth:`ramanid.identify.Identifier.reason_texts`)
-    rebuilt from arrays, its numbers formatted once per distinct rounded value. For every kind
-    of reason present in a batch one row is also worded by the engine itself and compared: on
-    any difference (the engine's wording changed) the whole batch is worded by the engine, so
-    the text is the engine's in every case. Rows with a hazard alarm are worded by the engine.
+  - ``reason``: :meth:`ramanid.identify.Identifier.reason_texts` for the whole batch (itself
+    column-wise: one text per kind of reason and shown figure).
   - ``warnings`` and ``calibration``: the engine's own functions called once per calibration
     key (device, calibration id, and scan time when the device has a record), the JSON text
     written once per key; rows whose result rests on a non-measured reference go row by row.
@@ -417,148 +414,12 @@ def _join_valid(ids: np.ndarray, prefix: np.ndarray, values: np.ndarray) -> np.n
     return text + "]"
 
 
-# -- text built once per distinct value ----------------------------------------------------------
-def _spread(keys: np.ndarray, make: Callable[[int], str]) -> np.ndarray:
-    """``make(i)`` for one row ``i`` of each distinct key, spread to every row with that key."""
-    if keys.size == 0:
-        return np.empty(0, dtype=object)
-    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-    return np.array([make(i) for i in first.tolist()], dtype=object)[inverse.ravel()]
-
-
-def _fixed(x: np.ndarray, digits: int, scale: float = 1.0) -> np.ndarray:
-    """``f"{scale * float(v):.{digits}f}"`` of every element, formatted once per shown value.
-
-    Rows are grouped by the value the format shows: ``rint(v * 10**digits)`` (half to even on
-    the exact binary value, as the format rounds) and the sign (``-0.000``), which is exact
-    when the product is (``v`` float32, ``scale`` 1 and ``digits <= 3``, or ``digits == 0``);
-    other input is grouped by its value. Non-finite values are grouped by value too ("nan", "inf").
-    """
-    x = np.asarray(x)
-    exact = digits == 0 or (scale == 1.0 and x.dtype.kind == "f" and x.dtype.itemsize <= 4
-                            and digits <= 3)
-    v = scale * x.astype(np.float64)   # the float64 product Python forms: bit for bit
-    spec = f".{digits}f"
-    if not exact:
-        return _spread(v, lambda i: format(float(v[i]), spec))
-    with np.errstate(invalid="ignore", over="ignore"):
-        k = np.rint(v * 10.0 ** digits)
-    finite = np.isfinite(k)
-    # -0.5 marks "negative, shown as zero" (shown with its sign); non-finite keep their value
-    keys = np.where(finite, np.where((k == 0) & np.signbit(v), -0.5, k), v)
-    return _spread(keys, lambda i: format(float(v[i]), spec))
-
-
 def _factorize(values: Sequence[Any]) -> tuple[np.ndarray, list[int]]:
     """Integer code of each value (first appearance order) and the first row of each code."""
     index = {v: i for i, v in enumerate(dict.fromkeys(values))}
     codes = np.fromiter(map(index.__getitem__, values), dtype=np.intp, count=len(values))
     _, first = np.unique(codes, return_index=True)
     return codes, first.tolist()
-
-
-# -- reasons ---------------------------------------------------------------------------------------
-def _reasons(ident: Any, rs: Any, tx: _EntryText) -> np.ndarray:
-    """The ``reason`` of every row: :meth:`Identifier.reason_texts`, built column-wise.
-
-    Rows with a hazard alarm (their reason lists the detector's hits) and unusual rows (no best
-    entry, a non-finite figure) are worded by the engine. For each kind of reason present, one
-    row is worded by the engine too and compared; any difference sends the whole batch to the
-    engine, so a change of its wording can never give other text here.
-    """
-    from ramanid.identify import REASONS, VERDICTS
-
-    n = len(rs)
-    if n == 0 or rs.r_corr is None or rs.unexplained is None or len(VERDICTS) != 4:
-        return np.asarray(ident.reason_texts(rs), dtype=object)
-    match, mixture, no_match, inconclusive = (VERDICTS.index(v) for v in
-                                              ("match", "mixture", "no_match", "inconclusive"))
-    th = ident.thresholds
-    v = rs.verdict.astype(np.intp)
-    best = rs.top_ids[:, 0].astype(np.intp)
-    bidx = np.maximum(best, 0)
-    # the thresholds that decided: those of the scans' covered range (identify.py)
-    t_entry = np.asarray(ident._result_thresholds(rs), dtype=np.float64)
-    t = np.where(best >= 0, t_entry[bidx], np.nan)
-    r = rs.top_scores[:, 0].astype(np.float64)
-    rc = np.asarray(rs.r_corr).astype(np.float64)
-    code = rs.reason.astype(np.intp)
-    inc = v == inconclusive
-    hz = rs.hazard_hits.any(axis=1) if rs.hazard_hits.shape[1] else np.zeros(n, dtype=bool)
-    worded = ~inc & (hz | (best < 0) | ~np.isfinite(r) | ~np.isfinite(rc) | ~np.isfinite(t)
-                     | ~np.isin(v, (match, mixture, no_match)))
-    worded |= inc & ((code < 0) | (code >= len(REASONS)))
-    # the branches of reason_texts, as row masks
-    cov_rule = inc & (code == 1) & ~worded
-    qc_rule = inc & (code != 1) & ~worded
-    is_match = (v == match) & ~worded
-    is_mix = (v == mixture) & ~worded
-    below = (v == no_match) & (rc < t) & ~worded
-    unexpl = (v == no_match) & ~(rc < t) & ~worded
-    corrected = ~(r >= t) & ~(rc < t)   # the noise-corrected score is quoted
-
-    out = np.empty(n, dtype=object)
-    need_r = is_match | below | unexpl
-    if need_r.any():
-        rows = np.flatnonzero(need_r)
-        r_txt = _fixed(rs.top_scores[rows, 0], 3)
-        rc_txt = _fixed(np.asarray(rs.r_corr)[rows], 3)
-        corr = corrected[rows]
-        shown = np.array([f"r={a} ({b} corrected for the scan's noise)" if c else f"r={a}"
-                          for a, b, c in zip(r_txt.tolist(), rc_txt.tolist(), corr.tolist(),
-                                             strict=True)], dtype=object)
-        name = tx.names[bidx[rows]]
-        t_txt = np.array([format(float(x), ".3f") for x in t_entry], dtype=object)[bidx[rows]]
-        kind = np.where(is_match[rows], 0, np.where(below[rows], 1, 2))
-        text = np.empty(rows.size, dtype=object)
-        for sel, fmt in ((kind == 0, "best match {0} {1} >= its threshold {2}"),
-                         (kind == 1, "no library entry explains the scan: best {0} {1} < its "
-                                     "threshold {2}")):
-            if sel.any():
-                text[sel] = [fmt.format(a, b, c) for a, b, c in zip(
-                    name[sel].tolist(), shown[sel].tolist(), t_txt[sel].tolist(), strict=True)]
-        sel = kind == 2
-        if sel.any():
-            limit = np.asarray(ident.unexplained_limit(np.arange(len(ident.entries))),
-                               dtype=np.float64)
-            lim_txt = np.array([format(100 * float(x), ".0f") for x in limit],
-                               dtype=object)[bidx[rows][sel]]
-            share = _fixed(np.asarray(rs.unexplained)[rows][sel], 0, 100.0)
-            text[sel] = [
-                f"no library entry explains the scan: best {a} {b} reaches its threshold {c}, "
-                f"but {d}% of the scan's band energy lies where {a} has no band (limit {e}%)"
-                for a, b, c, d, e in zip(name[sel].tolist(), shown[sel].tolist(),
-                                         t_txt[sel].tolist(), share.tolist(), lim_txt.tolist(),
-                                         strict=True)]
-        out[rows] = text
-    if is_mix.any():
-        rows = np.flatnonzero(is_mix)
-        n_comp = (rs.comp_ids[rows] >= 0).sum(axis=1).tolist()
-        mix = _fixed(rs.mix_r[rows], 3)
-        out[rows] = [f"mixture of {a} significant components explains the scan (r={b})"
-                     for a, b in zip(n_comp, mix.tolist(), strict=True)]
-    if qc_rule.any():
-        texts = np.array([f"quality check failed: {x}" for x in REASONS], dtype=object)
-        out[qc_rule] = texts[code[qc_rule]]
-    if cov_rule.any():
-        ax = ident.recipe.params["axis"]
-        head = (f"quality check failed: the scan does not cover the library axis "
-                f"({ax['start']:g}-{ax['stop']:g} cm-1): ")
-        tail = f"% covered, {100 * th.min_coverage:.0f}% needed"
-        cov = _fixed(np.asarray(rs.qc["coverage"])[cov_rule], 0, 100.0)
-        out[cov_rule] = [head + c + tail for c in cov.tolist()]
-    # one row of each kind checked against the engine's own wording
-    kinds = (cov_rule, qc_rule, is_match & corrected, is_match & ~corrected, is_mix,
-             below & corrected, below & ~corrected, unexpl)
-    probe = [int(np.argmax(m)) for m in kinds if m.any()]
-    if probe:
-        want = ident.reason_texts(rs, np.asarray(probe))
-        if [str(w) for w in want] != out[probe].tolist():
-            return np.asarray(ident.reason_texts(rs), dtype=object)
-    if worded.any():
-        rows = np.flatnonzero(worded)
-        out[rows] = ident.reason_texts(rs, rows)
-    return out
 
 
 # -- warnings and calibration status ---------------------------------------------------------------
@@ -696,7 +557,7 @@ def columns_from_resultset(rs: Any, meta: MetaColumns | None = None) -> dict[str
 
     # the engine's wording: reasons, warnings and calibration status
     cache: dict[Any, Any] = {}
-    reason = _reasons(ident, rs, tx)
+    reason = np.asarray(ident.reason_texts(rs), dtype=object)
     warn_txt, cal_txt = _warnings_and_calibration(ident, rs, tx, meta, cache)
 
     provenance = np.where(best0 >= 0, tx.provenance[np.maximum(best0, 0)], None)

@@ -1027,55 +1027,92 @@ class Identifier:
             Results of :meth:`run`.
         rows
             Row indices to word (default: all).
+
+        Notes
+        -----
+        Built column-wise (one text per kind of reason and distinct shown figure, see
+        :mod:`ramanid.textfmt`): ``ramanid batch`` words millions of rows with it.
         """
+        from ramanid.textfmt import fixed
+
         th = self.thresholds
-        idx = np.arange(len(rs)) if rows is None else np.asarray(rows, dtype=np.intp)
-        ax = self.recipe.params["axis"]
-        span = f"{ax['start']:g}-{ax['stop']:g} cm-1"
-        hz_names = [self.entries[int(h)].name for h in self.hazard_idx]
-        out = np.empty(idx.size, dtype=object)
-        r_corr = rs.r_corr if rs.r_corr is not None else rs.top_scores[:, 0]
-        t_entry = self._result_thresholds(rs)
-        unexpl = rs.unexplained if rs.unexplained is not None else np.zeros(len(rs))
-        for o, i in enumerate(idx.tolist()):
-            v = int(rs.verdict[i])
-            best = int(rs.top_ids[i, 0])
-            name = self.entries[best].name if best >= 0 else ""
-            r = float(rs.top_scores[i, 0])
-            rc = float(r_corr[i])
-            t = float(t_entry[best]) if best >= 0 else float("nan")
-            # the noise-corrected score is quoted when the plain one is below the threshold
-            # it is said to reach (the correction decided)
-            shown = f"r={r:.3f}" if r >= t or rc < t else \
-                f"r={r:.3f} ({rc:.3f} corrected for the scan's noise)"
-            if v == _INCONCLUSIVE:
-                code = int(rs.reason[i])
-                if code == 1:
-                    cov = float(rs.qc["coverage"][i])
-                    text = (f"the scan does not cover the library axis ({span}): "
-                            f"{100 * cov:.0f}% covered, {100 * th.min_coverage:.0f}% needed")
-                else:
-                    text = REASONS[code]
-                reason = f"quality check failed: {text}"
-            elif v == _MATCH:
-                reason = f"best match {name} {shown} >= its threshold {t:.3f}"
-            elif v == _MIXTURE:
-                n_comp = int((rs.comp_ids[i] >= 0).sum())
-                reason = (f"mixture of {n_comp} significant components explains the scan "
-                          f"(r={rs.mix_r[i]:.3f})")
-            elif rc < t:
-                reason = f"no library entry explains the scan: best {name} {shown} < its " \
-                         f"threshold {t:.3f}"
-            else:
-                reason = (f"no library entry explains the scan: best {name} {shown} reaches its "
-                          f"threshold {t:.3f}, but {100 * float(unexpl[i]):.0f}% of the scan's "
-                          f"band energy lies where {name} has no band (limit "
-                          f"{100 * float(self.unexplained_limit(np.array(best))):.0f}%)")
-            if v != _INCONCLUSIVE and rs.hazard_hits.shape[1] and rs.hazard_hits[i].any():
-                reason += "; hazard detector: " + ", ".join(
+        idx = np.arange(len(rs)) if rows is None else np.asarray(rows, dtype=np.intp).ravel()
+        n = idx.size
+        out = np.empty(n, dtype=object)
+        if n == 0:
+            return out
+        v = rs.verdict[idx].astype(np.intp)
+        best = rs.top_ids[idx, 0].astype(np.intp)
+        bidx = np.maximum(best, 0)
+        names = np.array([e.name for e in self.entries] + [""], dtype=object)
+        name = names[np.where(best >= 0, best, len(self.entries))]
+        t_entry = np.asarray(self._result_thresholds(rs), dtype=np.float64)
+        t = np.where(best >= 0, t_entry[bidx], np.nan)
+        r = rs.top_scores[idx, 0]
+        rc = (rs.r_corr if rs.r_corr is not None else rs.top_scores[:, 0])[idx]
+        # the noise-corrected score is quoted when the plain one is below the threshold it is
+        # said to reach (the correction decided)
+        corrected = ~(r.astype(np.float64) >= t) & ~(rc.astype(np.float64) < t)
+        below = rc.astype(np.float64) < t
+
+        def words(mask: np.ndarray, make: Any) -> None:
+            if mask.any():
+                sel = np.flatnonzero(mask)
+                out[sel] = make(sel)
+
+        def shown(sel: np.ndarray) -> list[str]:
+            plain, noisy = fixed(r[sel], 3).tolist(), fixed(rc[sel], 3).tolist()
+            return [f"r={a} ({b} corrected for the scan's noise)" if c else f"r={a}"
+                    for a, b, c in zip(plain, noisy, corrected[sel].tolist(), strict=True)]
+
+        def lead(sel: np.ndarray) -> tuple[list[str], list[str], list[str]]:
+            return name[sel].tolist(), shown(sel), fixed(t[sel], 3).tolist()
+
+        def qc_failed(sel: np.ndarray) -> list[str]:
+            code = rs.reason[idx[sel]].astype(np.intp)
+            cov = fixed(np.asarray(rs.qc["coverage"], dtype=np.float64)[idx[sel]], 0, 100.0)
+            ax = self.recipe.params["axis"]
+            return [f"quality check failed: the scan does not cover the library axis "
+                    f"({ax['start']:g}-{ax['stop']:g} cm-1): {c}% covered, "
+                    f"{100 * th.min_coverage:.0f}% needed" if k == 1 else
+                    f"quality check failed: {REASONS[k]}"
+                    for k, c in zip(code.tolist(), cov.tolist(), strict=True)]
+
+        def matched(sel: np.ndarray) -> list[str]:
+            return [f"best match {a} {b} >= its threshold {c}"
+                    for a, b, c in zip(*lead(sel), strict=True)]
+
+        def mixed(sel: np.ndarray) -> list[str]:
+            n_comp = (rs.comp_ids[idx[sel]] >= 0).sum(axis=1).tolist()
+            return [f"mixture of {a} significant components explains the scan (r={b})"
+                    for a, b in zip(n_comp, fixed(rs.mix_r[idx[sel]], 3).tolist(), strict=True)]
+
+        def too_low(sel: np.ndarray) -> list[str]:
+            return [f"no library entry explains the scan: best {a} {b} < its threshold {c}"
+                    for a, b, c in zip(*lead(sel), strict=True)]
+
+        def unexplained(sel: np.ndarray) -> list[str]:
+            share = np.zeros(len(rs)) if rs.unexplained is None else rs.unexplained
+            pct = fixed(share[idx[sel]], 0, 100.0).tolist()
+            limit = fixed(self.unexplained_limit(best[sel]), 0, 100.0).tolist()
+            return [f"no library entry explains the scan: best {a} {b} reaches its threshold "
+                    f"{c}, but {d}% of the scan's band energy lies where {a} has no band "
+                    f"(limit {e}%)" for a, b, c, d, e in zip(*lead(sel), pct, limit,
+                                                                strict=True)]
+
+        words(v == _INCONCLUSIVE, qc_failed)
+        words(v == _MATCH, matched)
+        words(v == _MIXTURE, mixed)
+        words((v == _NO_MATCH) & below, too_low)
+        words((v == _NO_MATCH) & ~below, unexplained)
+        if rs.hazard_hits.shape[1]:   # the hazard detector's hits, on the few alarm rows
+            hz_names = [self.entries[int(h)].name for h in self.hazard_idx]
+            alarm = np.flatnonzero((v != _INCONCLUSIVE) & rs.hazard_hits[idx].any(axis=1))
+            for o in alarm.tolist():
+                i = int(idx[o])
+                out[o] += "; hazard detector: " + ", ".join(
                     f"{hz_names[j]} ~{100 * round(float(rs.hazard_fracs[i, j]), 3):.0f}%"
                     for j in np.flatnonzero(rs.hazard_hits[i]))
-            out[o] = reason
         return out
 
     @staticmethod
