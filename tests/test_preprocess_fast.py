@@ -227,3 +227,142 @@ def test_saturation_and_sanitise_helpers():
     assert nonfinite.tolist() == [0, 0, 0, 0, 1, 0]
     assert np.all(out[4] == 0) and np.array_equal(out[5], z[5] / 4e30)
     assert np.array_equal(mx, out.max(axis=1)) and np.array_equal(mn, out.min(axis=1))
+
+
+def test_row_median_float64_keys_rounding_ties_and_range():
+    """float64 rows are sorted by float32 keys: rounding ties, values beyond the float32 range,
+    subnormal and signed zero values, NaN of either sign still give numpy's median."""
+    rng = np.random.default_rng(3)
+    for k in (1, 2, 3, 340, 341):
+        a = rng.normal(size=(40, k))
+        a[1] = 1.0 + rng.integers(0, 4, k) * 1e-12      # distinct, all round to 1.0f
+        a[2] = rng.normal(size=k) * 1e300                 # +-inf keys
+        a[3] = rng.normal(size=k) * 1e-310                # 0 or subnormal keys
+        a[4, ::2] = -0.0
+        a[5, 0] = np.nan
+        a[6, -1] = -np.nan
+        a[7] = np.inf
+        a[8, : k // 2] = -np.inf
+        a[9] = np.round(a[9] * 2) / 2                     # exact ties
+        a[10] = 1.0 + np.arange(k)[::-1] * 2.0**-40       # a run of close values
+        with np.errstate(over="ignore", invalid="ignore"):
+            want = np.median(a, axis=1)
+            a32 = a.astype(np.float32)
+            want32 = np.median(a32, axis=1)
+            got32 = P.row_median(a32)             # (-inf + inf) / 2 in a middle pair, as numpy
+        got = P.row_median(a)
+        assert got.dtype == want.dtype and np.array_equal(got, want, equal_nan=True), k
+        assert np.array_equal(got32, want32, equal_nan=True)
+
+
+def _threshold_row(m: int, offset: float, step_ulps: int) -> tuple[np.ndarray, int]:
+    """A float64 row of small noise on a large offset with one point whose spike statistic is
+    ``step_ulps`` ulps of the point value above (> 0) or below (<= 0) the despike limit."""
+    rng = np.random.default_rng(step_ulps + 100)
+    y = offset + rng.normal(0, 0.01, (1, m))
+    c = 3 * (m // 6) + 2                    # not read by noise_sigma's strided differences
+    lim = 8.0 * np.sqrt(1.5) * P.noise_sigma(y)[0]
+
+    def stat(v: float) -> float:
+        return v + -0.5 * (y[0, c - 1] + y[0, c + 1])
+
+    v = 0.5 * (y[0, c - 1] + y[0, c + 1]) + lim
+    while stat(v) > lim:                    # the largest value at or below the limit
+        v = np.nextafter(v, -np.inf)
+    while stat(v) <= lim:
+        v = np.nextafter(v, np.inf)
+    for _ in range(step_ulps - 1 if step_ulps > 0 else 1 - step_ulps):
+        v = np.nextafter(v, np.inf if step_ulps > 0 else -np.inf)
+    y[0, c] = v
+    return y, c
+
+
+def test_spike_screen_on_float32_copy_finds_every_spike():
+    """The float32 screen of float64 scans finds the same spike points as the float64 scan,
+    for points right at the limit (where float32 rounding alone would decide) and others."""
+    m = 1024
+    rows, cols_at = [], []
+    for offset in (1e3, 1e6, 3e7):
+        for step in (-3, 0, 1, 2, 50):
+            y, c = _threshold_row(m, offset, step)
+            rows.append(y[0])
+            cols_at.append((c, step > 0))
+    Y = np.vstack([*rows, _synthetic(np.linspace(300.0, 2300.0, m), n=12, seed=4)[7:]])
+    Y[len(rows)] *= 1e25                                 # large but inside the float32 range
+    Y[len(rows) + 1] = -Y[len(rows) + 1]
+    sigma = P.noise_sigma(Y)
+    ymax, ymin = Y.max(axis=1), Y.min(axis=1)
+    want = P._spike_points(Y, 8.0, sigma)
+    got = P._spike_points(Y, 8.0, sigma, Y.astype(np.float32), np.maximum(ymax, -ymin))
+    assert all(np.array_equal(g, w) for g, w in zip(got, want, strict=True))
+    flagged = set(zip(*(a.tolist() for a in want), strict=True))
+    for i, (c, spike) in enumerate(cols_at):
+        assert ((i, c) in flagged) == spike, (i, c, spike)
+    _, want_counts = _despike_reference(Y)
+    assert np.array_equal(np.bincount(got[0], minlength=len(Y)), want_counts)
+
+
+def test_saturation_screen_on_float32_copy():
+    """Maxima that repeat only after rounding to float32 are not saturation; exact repeats are."""
+    y = np.array([[0.0, 1.0, 1.0 + 1e-12, 1.0 + 2e-12, 0.5, 0.2],   # one max, equal in float32
+                  [0.0, 1.0, 1.0, 0.3, 1.0, 0.2],                   # flat top + 1 more
+                  [0.0, 2.0, 1.0, 2.0, 0.1, 0.2],                   # repeated, not adjacent
+                  [0.0, 1e-40, 1e-40, 0.0, -1.0, 0.0],              # subnormal in float32
+                  [0.0, 5e38, 4e38, 1.0, 1.0, 0.0]])                # beyond the float32 range
+    want = P._saturation(y, None)
+    assert want.tolist() == [0.0, 0.5, 0.0, 2 / 6, 0.0]
+    with np.errstate(over="ignore"):
+        y32 = y.astype(np.float32)
+    assert np.array_equal(P._saturation(y, None, y.max(axis=1), y32), want)
+    assert np.array_equal(P._saturation(y32, None, y32.max(axis=1), y32), P._saturation(y32, None))
+
+
+def test_spike_points_rows_the_screen_cannot_bound():
+    """Rows with NaN, infinities or values beyond the float32 range take every point as a
+    candidate and still follow the plain rule."""
+    rng = np.random.default_rng(8)
+    y = 100.0 + rng.normal(0, 1, (8, 300))
+    y[:, 150] += 60.0                          # a spike in every row
+    y[1, 40] = np.nan
+    y[2, 200] = np.inf
+    y[3, 7] = -np.inf
+    y[4] *= 1e300                              # float64 only
+    y[5] *= 1e36
+    y[6, 100:103] = [1e39, 3e39, 1e39]         # spike made of values beyond float32
+    with np.errstate(invalid="ignore", over="ignore"):
+        _, want_counts = _despike_reference(y)
+        r, c = P._spike_points(y, 8.0, None)
+    assert np.array_equal(np.bincount(r, minlength=len(y)), want_counts)
+    assert (6, 101) in set(zip(r.tolist(), c.tolist(), strict=True)) and want_counts[0] == 1
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_uncovered_grid_stays_zero(keep):
+    """X and signal are zero outside the covered range, and everywhere when fewer than 8 grid
+    points are covered (such scans are not processed)."""
+    r = P.default_recipe()
+    for axis in (np.linspace(405.0, 1500.0, 1100), np.linspace(1791.0, 1900.0, 200),
+                 np.linspace(100.0, 305.0, 300)):
+        Y = _synthetic(axis, n=10, seed=6)[7:]
+        p = r.process_array(axis, Y, keep_baseline=keep)
+        outside = np.ones(r.axis.size, bool)
+        if p.hi - p.lo >= 8:
+            outside[p.lo:p.hi] = False
+            assert np.all(np.any(p.X[:, p.lo:p.hi] != 0, axis=1))
+        assert not np.any(p.X[:, outside]) and not np.any(p.signal[:, outside])
+
+
+def test_banded_operators_applied_together_equal_each_alone():
+    """apply_all interleaves the blocks of several operators on the same input: same results
+    as applying them one by one, into column slices of larger arrays too."""
+    axis = np.linspace(300.0, 2300.0, 1024)
+    x = np.ascontiguousarray(axis)
+    ops = P._clipwhit_operators(x.tobytes(), x.size, 310.0, 1800.0, 2.0, 4, 40.0, 7, 3)
+    Y = _synthetic(axis, n=70, seed=9)[7:].astype(np.float32)
+    Y[~np.isfinite(Y)] = 0.0
+    e = np.full((len(Y), ops.envelope.shape[1] + 3), np.nan, dtype=np.float32)
+    s = np.full((len(Y), ops.signal.shape[1]), np.nan, dtype=np.float32)
+    P.BandedOperator.apply_all(Y, [(ops.envelope, e[:, 2:-1]), (ops.signal, s)])
+    assert np.array_equal(e[:, 2:-1], ops.envelope.apply(Y))
+    assert np.array_equal(s, ops.signal.apply(Y))
+    assert np.all(np.isnan(e[:, :2])) and np.all(np.isnan(e[:, -1]))
