@@ -95,16 +95,16 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
 from ramanid._version import __version__
 from ramanid.errors import LibraryError
 from ramanid.hazard import HAZARD_LEVELS
-from ramanid.match import Matcher, shift_rows, top_k
+from ramanid.match import Matcher, shift_rows, take_rows, top_k
 from ramanid.mixture import design_gram, forward_select, greedy_select, nnls_gram
-from ramanid.preprocess import Processed, Recipe, default_recipe, normalise
+from ramanid.preprocess import Processed, Recipe, default_recipe, normalise, row_median
 from ramanid.spectrum import SpectrumBatch
 
 __all__ = [
@@ -241,43 +241,85 @@ def _bands(ref: np.ndarray) -> np.ndarray:
     return out
 
 
-class _ShiftIndex:
-    """Best plain shift of each (scan, entry), found only where it is asked for.
+class _Scores:
+    """Matching output of one chunk: best score per entry and the raw products.
 
-    ``sidx[rows, entries]`` (1-D index arrays of one length) is the argmax over the plain
-    shifted copies of ``products / norms`` for those pairs; ``sidx[rows]`` the same for a subset
-    of the scans. The decisions need it for a few entries per scan (the best one, the first of
-    a design), so the argmax over every entry and shift (~5 us per scan) is not computed.
+    ``prod`` (n, C, N) holds the dot products with the library copies in the order of
+    :meth:`ramanid.match.Matcher.raw` and ``den`` (C, N) the copies' norms over the covered
+    range (None: the full axis); :meth:`at` and :meth:`r_at` read them by copy index (the
+    shift index ``s`` of ``Matcher.shifts``), the one place that maps a copy to its slot.
+    ``sidx[rows, entries]`` (1-D index arrays of one length) is the best plain shift of those
+    (scan, entry) pairs, found only where it is asked for: the decisions need it for a few
+    entries per scan (the best one, the first of a design), so the argmax over every entry
+    and shift (~5 us per scan) is not computed.
     """
 
-    __slots__ = ("den", "n_shifts", "prod")
+    __slots__ = ("_last", "den", "n_shifts", "prod", "ranked", "score", "slot")
 
-    def __init__(self, prod: np.ndarray, den: np.ndarray | None, n_shifts: int) -> None:
-        self.prod, self.den, self.n_shifts = prod, den, n_shifts
+    def __init__(self, score: np.ndarray, prod: np.ndarray, den: np.ndarray | None,
+                 slot: np.ndarray, n_shifts: int,
+                 ranked: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        self.score = score          # (n, N) best r over every copy
+        self.prod, self.den, self.slot, self.n_shifts = prod, den, slot, n_shifts
+        self.ranked = ranked        # top_k of score for the candidate lists (or None)
+        self._last: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []      # see _ShiftIndex
 
-    def __getitem__(self, key: Any) -> Any:
-        if not isinstance(key, tuple):
-            return _ShiftIndex(self.prod[key], self.den, self.n_shifts)
+    def at(self, rows: np.ndarray, copies: np.ndarray, ids: np.ndarray | None = None
+           ) -> np.ndarray:
+        """Products ``prod[rows, slot[copies], ids]`` (broadcast index arrays); without
+        ``ids``, the products with every entry ``(len(rows), N)``."""
+        phys = self.slot[copies]
+        _, C, N = self.prod.shape
+        # flat gathers with one index array instead of two or three (the same elements)
+        if ids is None:
+            return self.prod.reshape(-1, N)[rows * C + phys]
+        return np.take(self.prod.reshape(-1), (rows * C + phys) * N + ids)
+
+    def r_at(self, rows: np.ndarray, copies: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """Correlations ``r`` of the scans ``rows`` with copies ``copies`` of entries ``ids``."""
+        p = self.at(rows, copies, ids)
+        return p if self.den is None else p / self.den[self.slot[copies], ids]
+
+    @property
+    def sidx(self) -> _ShiftIndex:
+        """``sidx[rows, entries]``: index of the best plain shift of those pairs (int16)."""
+        return _ShiftIndex(self)
+
+    def take(self, rows: np.ndarray) -> _Scores:
+        """The matching output of a subset of the chunk's scans."""
+        ranked = None if self.ranked is None else (self.ranked[0][rows], self.ranked[1][rows])
+        return _Scores(self.score[rows], self.prod[rows], self.den, self.slot, self.n_shifts,
+                       ranked)
+
+
+class _ShiftIndex:
+    """``[rows, entries]`` -> argmax over the plain shifted copies of ``r`` (see _Scores)."""
+
+    __slots__ = ("sc",)
+
+    def __init__(self, sc: _Scores) -> None:
+        self.sc = sc
+
+    def __getitem__(self, key: tuple[Any, Any]) -> np.ndarray:
         rows, ids = (np.asarray(k) for k in key)
-        shifts = np.arange(self.n_shifts)
-        r = self.prod[rows[:, None], shifts[None, :], ids[:, None]]        # (k, S)
-        if self.den is not None:
-            r = r / self.den[shifts[None, :], ids[:, None]]
-        return r.argmax(axis=1).astype(np.int16)
-
-
-class _Scores(NamedTuple):
-    """Matching output of one chunk: best score/shift per entry and the raw products."""
-
-    score: np.ndarray              # (n, N) best r over the shifts
-    sidx: _ShiftIndex              # [rows, entries] -> index of that shift
-    prod: np.ndarray               # (n, S, N) dot products with the shifted entries
-    den: np.ndarray | None         # (S, N) entry norms over the covered range (None: full)
-
-
-def _rows_of(sc: _Scores, rows: np.ndarray) -> _Scores:
-    """The matching output of a subset of the chunk's scans."""
-    return _Scores(sc.score[rows], sc.sidx[rows], sc.prod[rows], sc.den)
+        # the decisions ask for the shifts of nearly the same pairs several times (the best
+        # entry, the best non-hazardous one): the last answers are kept, and only the pairs
+        # that differ from one of them on the same scans are searched
+        out, todo = None, None
+        for r0, i0, o0 in self.sc._last:
+            if np.array_equal(r0, rows):
+                diff = np.flatnonzero(i0 != ids)
+                if todo is None or diff.size < todo.size:
+                    out, todo = o0.copy(), diff
+        if todo is None:
+            out, todo = np.empty(rows.shape, dtype=np.int16), np.arange(rows.size)
+        if todo.size:
+            r_, i_ = rows[todo], ids[todo]
+            shifts = np.arange(self.sc.n_shifts)
+            r = self.sc.r_at(r_[:, None], shifts[None, :], i_[:, None])        # (k, S)
+            out[todo] = r.argmax(axis=1)
+            self.sc._last = [(rows.copy(), ids.copy(), out.copy()), *self.sc._last[:3]]
+        return out
 
 
 _GRAM_MAX = 4096  # libraries up to this size use the precomputed entry Gram matrix
@@ -330,6 +372,47 @@ def _pseudo_scans(L: np.ndarray, step: float, reps: int, rng: np.random.Generato
     nrm = np.linalg.norm(out, axis=1)
     out /= nrm[:, None]
     return out.astype(np.float32), idx, sigma / nrm
+
+
+def _first_ranked(ranked: tuple[np.ndarray, np.ndarray], allowed: np.ndarray | None, kk: int,
+                  n_entries: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``top_k(where(allowed, score, -inf), kk)`` read from ``ranked = top_k(score, m)``.
+
+    Returns ids, values and the rows where the reading is not exact, to be recomputed. It is
+    exact where the first ``kk + 1`` (allowed) ranked values are strictly decreasing: the ``kk``
+    best are then one set in one order, whatever the partial sort's order of equal values
+    (``top_k`` returns tied scores in its partition's order); a row with fewer than ``kk + 1``
+    allowed entries ranked (``kk`` when the whole row is ranked), a tie or a NaN among them is
+    redone.
+    """
+    ids, vals = ranked
+    n, m = ids.shape
+    if m < kk:   # ranked too shallow for this list
+        return (np.empty((n, kk), dtype=ids.dtype), np.empty((n, kk), dtype=vals.dtype),
+                np.arange(n))
+    if allowed is not None:
+        # the allowed entries in rank order (a stable sort of the not-allowed flags)
+        ok = allowed[ids]
+        first = np.argsort(~ok, axis=1, kind="stable")[:, :kk + 1]
+        ids = take_rows(ids, first)
+        vals = take_rows(vals, first)
+        enough = take_rows(ok, first).all(axis=1) & (first.shape[1] > kk)
+    else:
+        enough = np.full(n, m > kk or m == n_entries)   # or the whole row is ranked
+    head = vals[:, :kk + 1]
+    exact = enough & np.all(head[:, :-1] > head[:, 1:], axis=1)
+    return ids[:, :kk].copy(), vals[:, :kk].copy(), np.flatnonzero(~exact)
+
+
+def _fraction_of(hfrac: np.ndarray, where: np.ndarray, frac: np.ndarray) -> None:
+    """Set ``hfrac[i, h]`` (in place) to the summed ``frac[i, j]`` of the candidates j with
+    ``where[i, j, h]``, for the hazards h that have one (only the rows that have any are
+    touched: the same figures as over every row)."""
+    rows = np.flatnonzero(where.any(axis=(1, 2)))
+    if rows.size:
+        w = where[rows]
+        hfrac[rows] = np.where(w.any(axis=1), np.sum(np.where(w, frac[rows, :, None], 0.0),
+                                                     axis=1), hfrac[rows])
 
 
 _MIN_NULL_SCANS = 500  # pseudo-scans at least, so that a 99th percentile is not a sample maximum
@@ -567,20 +650,49 @@ class Identifier:
                 })
         return out
 
-    def _candidates(self, score: np.ndarray, allowed: np.ndarray | None, k: int) -> np.ndarray:
-        """Top-k entries per scan, one per substance, optionally restricted to ``allowed``."""
-        s = score if allowed is None else np.where(allowed[None, :], score, -np.inf)
+    def _candidates(self, score: np.ndarray, allowed: np.ndarray | None, k: int,
+                    ranked: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+        """Top-k entries per scan, one per substance, optionally restricted to ``allowed``.
+
+        Among the ``3k`` best entries (``allowed`` ones), the first of each substance.
+        ``ranked``: ``top_k(score, m)`` already computed (:meth:`_ranking`); the best entries
+        are then read from it wherever that is exact (see :func:`_first_ranked`).
+        """
         kk = min(self.n_entries, 3 * k)
-        ids, vals = top_k(s, kk)
+        if ranked is None:
+            ids, vals = top_k(score if allowed is None else
+                              np.where(allowed[None, :], score, -np.inf), kk)
+        else:
+            ids, vals, redo = _first_ranked(ranked, allowed, kk, self.n_entries)
+            if redo.size:   # ties or too few entries ranked: those rows as without ranking
+                s = score[redo] if allowed is None else \
+                    np.where(allowed[None, :], score[redo], -np.inf)
+                ids[redo], vals[redo] = top_k(s, kk)
+        # an entry is left out when its substance came earlier in its row (a table of the
+        # substances seen so far, per row) or its score is not finite
+        n = ids.shape[0]
+        n_subst = int(self.subst.max()) + 1
+        at = np.arange(n) * n_subst
+        seen = np.zeros(n * n_subst, dtype=bool)
         sub = self.subst[ids]
-        dup = np.zeros(ids.shape, dtype=bool)
-        for j in range(1, kk):
-            dup[:, j] = np.any(sub[:, :j] == sub[:, j:j + 1], axis=1)
-        dup |= ~np.isfinite(vals)
-        order = np.argsort(dup, axis=1, kind="stable")[:, :k]
-        out = np.take_along_axis(ids, order, axis=1)
-        bad = np.take_along_axis(dup, order, axis=1)
-        return np.where(bad, -1, out)
+        keep = np.isfinite(vals)
+        for j in range(kk):
+            cell = at + sub[:, j]
+            keep[:, j] &= ~seen[cell]
+            seen[cell] = True
+        # the first k kept entries of each row, in rank order (-1 after the last one)
+        place = np.cumsum(keep, axis=1) - 1
+        keep &= place < k
+        r, c = np.nonzero(keep)
+        out = np.full((n, k), -1, dtype=ids.dtype)
+        out[r, place[r, c]] = ids[r, c]
+        return out
+
+    def _ranking(self, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``top_k`` of ``score`` deep enough for every candidate list of :meth:`run_processed`
+        (one partial sort per chunk instead of one per list)."""
+        k = max(self.top, self.n_candidates)
+        return top_k(score, min(self.n_entries, 3 * k + 1))
 
     def _rows(self, ids: np.ndarray, sidx: np.ndarray) -> np.ndarray:
         """Shifted library rows ``(n, k, M)`` for entry ids ``(n, k)`` at shift index ``(n,)``."""
@@ -596,31 +708,39 @@ class Identifier:
         variance per point), over the same inside and outside (0 = every band is explained).
         """
         if self.n_entries <= _GRAM_MAX:
-            band = self._band_masks(lo, hi)[sidx, ids]
+            masks, counts = self._band_masks(lo, hi)
+            band, n_in = masks[sidx, ids], counts[sidx, ids]
         else:
             band = _bands(self.matcher.stack[sidx, ids][:, lo:hi])
+            n_in = np.count_nonzero(band, axis=1)
         x = X[:, lo:hi]
-        pos = np.maximum(x - np.median(x[:, ::4], axis=1, keepdims=True), 0.0) ** 2
+        # row_median is np.median (by a sort); the rest in place, the same values
+        pos = np.subtract(x, row_median(x[:, ::4])[:, None])
+        np.maximum(pos, 0.0, out=pos)
+        np.square(pos, out=pos)
         tot = np.maximum(pos.sum(axis=1, dtype=np.float64), 1e-30)
-        out = np.where(band, 0.0, pos).sum(axis=1, dtype=np.float64)
-        n_out = (~band).sum(axis=1)
+        np.copyto(pos, 0.0, where=band)
+        out = pos.sum(axis=1, dtype=np.float64)
+        n_out = (hi - lo) - n_in
         out = np.maximum(out - 0.5 * n_out * np.asarray(noise, dtype=np.float64) ** 2, 0.0)
         return out / tot
 
-    def _band_masks(self, lo: int, hi: int) -> np.ndarray:
-        """Band masks ``(S, N, hi-lo)`` of every shifted entry over ``[lo, hi)`` (cached)."""
+    def _band_masks(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        """Band masks ``(S, N, hi-lo)`` of every shifted entry over ``[lo, hi)`` and their
+        point counts ``(S, N)`` (cached)."""
         cache = self.__dict__.setdefault("_mask_cache", {})
         if (lo, hi) not in cache:
             st = self.matcher.stack[:, :, lo:hi]
+            masks = _bands(st.reshape(-1, hi - lo)).reshape(st.shape)
             cache.clear()
-            cache[(lo, hi)] = _bands(st.reshape(-1, hi - lo)).reshape(st.shape)
+            cache[(lo, hi)] = masks, np.count_nonzero(masks, axis=2)
         return cache[(lo, hi)]
 
     def _score(self, X: np.ndarray, lo: int, hi: int) -> _Scores:
-        prod, den = self.matcher.raw(X, lo, hi)
-        r = prod if den is None else prod / den
-        return _Scores(r.max(axis=1), _ShiftIndex(prod, den, self.matcher.shifts.size), prod,
-                       den)                               # best over every copy
+        m = self.matcher
+        best = np.empty((X.shape[0], m.n_entries), dtype=np.float32)   # over every copy
+        prod, den = m.raw(X, lo, hi, best=best)
+        return _Scores(best, prod, den, m.slot, m.shifts.size)
 
     def _design(self, ids: np.ndarray, s_star: np.ndarray, sc: _Scores, X: np.ndarray,
                 lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
@@ -632,7 +752,7 @@ class Identifier:
         """
         idc = np.maximum(ids, 0)
         rows = np.arange(ids.shape[0])[:, None]
-        b = sc.prod[rows, s_star[:, None], idc].astype(np.float64)
+        b = sc.at(rows, s_star[:, None], idc).astype(np.float64)
         if self.n_entries <= _GRAM_MAX:
             G = self.matcher.gram(lo, hi)[idc[:, :, None], idc[:, None, :]]
             return G, b
@@ -656,12 +776,12 @@ class Identifier:
         if greedy and self.n_entries <= _GRAM_MAX:
             first = np.argmax(sc.score, axis=1)
             s_star = sc.sidx[rows, first]
-            b = sc.prod[rows, s_star].astype(np.float64)
+            b = sc.at(rows, s_star).astype(np.float64)
             cand = greedy_select(self.matcher.gram(lo, hi), b, self.n_candidates, -np.inf,
                                  group=self.subst)
         else:
             if cand is None:
-                cand = self._candidates(sc.score, None, self.n_candidates)
+                cand = self._candidates(sc.score, None, self.n_candidates, sc.ranked)
             s_star = sc.sidx[rows, cand[:, 0]]
         G, b = self._design(cand, s_star, sc, X, lo, hi)
         return nnls_gram(G, b, valid=cand >= 0), cand, s_star
@@ -688,11 +808,11 @@ class Identifier:
         safe_entries = ~self.is_hazard
         k = max(1, min(self.n_candidates, int(safe_entries.sum())))
         if self.n_entries > _GRAM_MAX:
-            return self._candidates(sc.score, safe_entries, k)
+            return self._candidates(sc.score, safe_entries, k, sc.ranked)
         rows = np.arange(sc.score.shape[0])
         first = np.argmax(np.where(safe_entries[None, :], sc.score, -np.inf), axis=1)
         s_star = sc.sidx[rows, first]
-        b = sc.prod[rows, s_star].astype(np.float64)
+        b = sc.at(rows, s_star).astype(np.float64)
         return greedy_select(self.matcher.gram(lo, hi), b, k, min_gain,
                              pool=safe_entries, group=self.subst)
 
@@ -717,12 +837,12 @@ class Identifier:
             return np.zeros((n, H)), np.zeros((n, H)), np.zeros((n, H)), np.ones(n)
         if safe is None:
             safe = self._candidates(sc.score, ~self.is_hazard,
-                                    max(1, min(3, int((~self.is_hazard).sum()))))
+                                    max(1, min(3, int((~self.is_hazard).sum()))), sc.ranked)
         k = safe.shape[1]
         rows = np.arange(n)
         s_star = sc.sidx[rows, np.maximum(safe[:, 0], 0)]
         G, b = self._design(safe, s_star, sc, X, lo, hi)
-        fit = nnls_gram(G, b, valid=safe >= 0)
+        fit = nnls_gram(G, b, valid=safe >= 0, tables=False)
         c = fit.coef
         idc = np.maximum(safe, 0)
         hz = self.hazard_idx
@@ -737,7 +857,7 @@ class Identifier:
             hr -= hr.mean(axis=2, keepdims=True)
             g = np.matmul(hr, a.transpose(0, 2, 1)).astype(np.float64)
             ghh = np.einsum("nhm,nhm->nh", hr, hr).astype(np.float64)
-        bh = sc.prod[rows[:, None], s_star[:, None], hz[None, :]].astype(np.float64)
+        bh = sc.at(rows[:, None], s_star[:, None], hz[None, :]).astype(np.float64)
         act = c > 0
         eye = np.eye(k, dtype=bool)
         Ga = np.where(act[:, :, None] & act[:, None, :], G, eye[None].astype(float))
@@ -831,8 +951,10 @@ class Identifier:
             return self._all_inconclusive(p, meta, np.maximum(reason, 1).astype(np.int8))
         sc = self._score(X, lo, hi)
         score = sc.score
+        sc.ranked = self._ranking(score)
         rank = score if self.ranker is self.matcher else self.ranker.scores(X, lo, hi)[0]
-        top_ids = self._candidates(rank, None, min(self.top, int(self.subst.max()) + 1))
+        top_ids = self._candidates(rank, None, min(self.top, int(self.subst.max()) + 1),
+                                   sc.ranked if rank is score else None)
         top_sc = np.where(top_ids >= 0, rank[rows[:, None], np.maximum(top_ids, 0)], np.nan)
         mfit, mcand, _ = self._mixture(X, lo, hi, sc, greedy=True)   # mixture verdict
         noise2 = (th.z_noise * np.nan_to_num(p.noise, posinf=1.0)) ** 2
@@ -866,8 +988,8 @@ class Identifier:
         cf = np.where(sig, fr, 0.0)
         cf = cf / np.maximum(cf.sum(axis=1, keepdims=True), 1e-12)
         order = np.argsort(-cf, axis=1, kind="stable")
-        comp = np.take_along_axis(comp, order, axis=1)
-        cf = np.take_along_axis(cf, order, axis=1)
+        comp = take_rows(comp, order)
+        cf = take_rows(cf, order)
         comp[verdict != _MIXTURE] = -1
         cf[verdict != _MIXTURE] = 0.0
         comp[verdict == _MATCH, 0] = best[verdict == _MATCH]
@@ -892,14 +1014,14 @@ class Identifier:
             # distinct substances by score) is computed only for the scans that have a hazardous
             # candidate among them, and the nested test (which both rules need) only for the
             # scans one of them flags: row by row the results are those of the whole batch.
-            cand = self._candidates(score, None, self.n_candidates)
+            cand = self._candidates(score, None, self.n_candidates, sc.ranked)
             is_h = (cand >= 0) & self.is_hazard[np.maximum(cand, 0)]
             flagged = np.full(cand.shape, -1)
             ffr = np.zeros(cand.shape)
             g_rows = np.flatnonzero(is_h.any(axis=1))
             if g_rows.size:
                 gcand = cand[g_rows]
-                fit, _, _ = self._mixture(X[g_rows], lo, hi, _rows_of(sc, g_rows), cand=gcand)
+                fit, _, _ = self._mixture(X[g_rows], lo, hi, sc.take(g_rows), cand=gcand)
                 drop = self._hazard_group_drop(fit, gcand)
                 group = drop > np.maximum(th.tau_group, noise2[g_rows])
                 ffr[g_rows] = fit.fractions()
@@ -909,18 +1031,16 @@ class Identifier:
             nested = np.zeros((n, H), dtype=bool)
             t_rows = np.flatnonzero(targeted.any(axis=1) | in_fit.any(axis=(1, 2)))
             if t_rows.size:
-                nested[t_rows] = self._nested_test(X[t_rows], lo, hi, _rows_of(sc, t_rows),
+                nested[t_rows] = self._nested_test(X[t_rows], lo, hi, sc.take(t_rows),
                                                    noise_rss[t_rows], noise2[t_rows])
             hits |= targeted & nested
             in_fit &= nested[:, None, :]
             hits |= in_fit.any(axis=1)
-            hfrac = np.where(in_fit.any(axis=1), np.sum(np.where(in_fit, ffr[:, :, None], 0.0),
-                                                        axis=1), hfrac)
+            _fraction_of(hfrac, in_fit, ffr)
             # and a component of the reported result (mixture or match): the result's fraction
             is_comp = comp[:, :, None] == hz[None, None, :]
             hits |= is_comp.any(axis=1)
-            hfrac = np.where(is_comp.any(axis=1), np.sum(np.where(is_comp, cf[:, :, None], 0.0),
-                                                         axis=1), hfrac)
+            _fraction_of(hfrac, is_comp, cf)
             hits[reason > 0] = False
         lvl = np.zeros(n, dtype=np.int8)
         if H:
@@ -959,8 +1079,8 @@ class Identifier:
         if shifts.size < 3:
             return shifts[si].astype(np.float32)
         sc3 = np.clip(si, 1, shifts.size - 2)
-        s = np.stack([sc.prod[rows, sc3 + d, best] / (1.0 if sc.den is None else
-                      sc.den[sc3 + d, best]) for d in (-1, 0, 1)], axis=1).astype(np.float64)
+        s = sc.r_at(rows[:, None], sc3[:, None] + np.arange(-1, 2)[None, :],
+                    best[:, None]).astype(np.float64)                     # (n, 3)
         den = s[:, 0] - 2 * s[:, 1] + s[:, 2]
         off = np.where(den < 0, 0.5 * (s[:, 0] - s[:, 2]) / np.where(den < 0, den, -1.0), 0.0)
         off = np.clip(off, -1.0, 1.0)
