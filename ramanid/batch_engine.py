@@ -349,12 +349,32 @@ def _text(values: list[float] | list[int]) -> np.ndarray:
     return np.array([json.dumps(v) for v in values], dtype=object)
 
 
+#: ``json.dumps(k / 10**digits) + tail`` for every ``|k| <= 10**digits`` (numbers in [-1, 1]:
+#: scores, fractions, most QC figures), by ``(digits, tail)``; built once per process.
+_UNIT_TEXT: dict[tuple[int, str], np.ndarray] = {}
+#: Most decimals :func:`_number_text` keeps such a table for (20,001 texts at 4).
+_UNIT_DIGITS = 4
+
+
+def _unit_text(digits: int, tail: str) -> np.ndarray:
+    hit = _UNIT_TEXT.get((digits, tail))
+    if hit is None:
+        m = 10 ** digits
+        # k / m as Python divides (both divisions are correctly rounded: the same float)
+        hit = _text((np.arange(-m, m + 1, dtype=np.int64) / float(m)).tolist())
+        if tail:
+            hit = hit + tail
+        _UNIT_TEXT[(digits, tail)] = hit
+    return hit
+
+
 def _number_text(values: np.ndarray, tail: str = "", digits: int | None = None) -> np.ndarray:
     """``json.dumps(v) + tail`` of every element of a float64 or int array.
 
     Values of a small integer range (ints, or floats rounded to ``digits`` decimals by
     :func:`_rounded_array`: ``k / 10**digits``) are written once per distinct value, found
-    with a table over the range (no sort); others one by one.
+    with a table over the range (no sort); values ``k / 10**digits`` in [-1, 1] are looked up
+    in a table of texts kept for the process (:func:`_unit_text`); others one by one.
     """
     values = np.asarray(values)
     flat = values.ravel()
@@ -365,6 +385,11 @@ def _number_text(values: np.ndarray, tail: str = "", digits: int | None = None) 
         keys = flat.astype(np.int64)
     elif digits is not None and np.isfinite(flat).all() and np.abs(flat).max() < 1e12:
         keys = np.rint(flat * 10.0 ** digits).astype(np.int64)
+        m = 10 ** digits
+        # exact: each value is the float k / m (a -0.0 would be written "-0.0": not in the table)
+        if 0 <= digits <= _UNIT_DIGITS and np.abs(keys).max() <= m \
+                and np.array_equal(flat, keys / float(m)) and not np.signbit(flat[keys == 0]).any():
+            return _unit_text(digits, tail)[keys + m].reshape(values.shape)
     if keys is not None:
         lo = int(keys.min())
         span = int(keys.max()) - lo + 1
@@ -374,7 +399,10 @@ def _number_text(values: np.ndarray, tail: str = "", digits: int | None = None) 
             slot = (np.cumsum(present) - 1)[keys - lo]
             rep = np.empty(int(present.sum()), dtype=flat.dtype)
             rep[slot] = flat
-            if np.array_equal(rep[slot], flat):   # one value per key (rounded input)
+            # one value per key (rounded input), zeros of one sign (0.0 and -0.0 read "0.0"
+            # and "-0.0")
+            if np.array_equal(rep[slot], flat) and \
+                    np.array_equal(np.signbit(rep[slot]), np.signbit(flat)):
                 texts = _text(rep.tolist())
                 return (texts + tail if tail else texts)[slot].reshape(values.shape)
     texts = _text(flat.tolist())
@@ -394,13 +422,13 @@ def _join_valid(ids: np.ndarray, prefix: np.ndarray, values: np.ndarray) -> np.n
     n, k = ids.shape
     valid = ids >= 0
     if k and not (valid[:, 1:] <= valid[:, :-1]).all():   # gaps: the general form
-        text = np.full(n, "", dtype=object)
+        text = batch_io.filled(n, "")
         for j in range(k):
             piece = prefix[np.maximum(ids[:, j], 0)] + values[:, j]
             text = np.where(valid[:, j], np.where(text != "", text + "," + piece, piece), text)
         return "[" + text + "]"
     # valid entries first in every row (the engine pads with -1): append column by column
-    text = np.full(n, "[", dtype=object)
+    text = batch_io.filled(n, "[")
     comma = "," + prefix
     for j in range(k):
         v = valid[:, j]
@@ -495,7 +523,7 @@ def _warnings_and_calibration(ident: Any, rs: Any, tx: _EntryText,
     plain = np.flatnonzero(~unmeasured)
     _, at = np.unique(group[plain], return_index=True)
     reps = plain[at].tolist()
-    group_text = np.full(len(first), None, dtype=object)
+    group_text = batch_io.filled(len(first), None)
     if reps:
         for i, w in zip(reps, engine_warnings(reps), strict=True):
             group_text[group[i]] = dumps(w)
@@ -548,7 +576,7 @@ def columns_from_resultset(rs: Any, meta: MetaColumns | None = None) -> dict[str
         arr = np.asarray(arr)
         qc_vals[key] = (arr.astype(np.int64) if arr.dtype.kind in "iub"
                         else _rounded_array(arr, 4))
-    qc_txt = np.full(n, "{", dtype=object)
+    qc_txt = batch_io.filled(n, "{")
     for j, (key, vals) in enumerate(qc_vals.items()):
         tail = "}" if j == len(qc_vals) - 1 else ""
         qc_txt = qc_txt + ((("," if j else "") + dumps(key) + ":") + _number_text(vals, tail, 4))
@@ -565,8 +593,8 @@ def columns_from_resultset(rs: Any, meta: MetaColumns | None = None) -> dict[str
         "verdict": np.array(VERDICTS, dtype=object)[verdict],
         "reason": reason,
         "hazard_level": np.array(HAZARD_LEVELS, dtype=object)[rs.hazard_level.astype(np.intp)],
-        "hazard_substances": np.full(n, "[]", dtype=object),
-        "hazard_message": np.full(n, None, dtype=object),
+        "hazard_substances": batch_io.filled(n, "[]"),
+        "hazard_message": batch_io.filled(n, None),
         "top_id": np.where(has_best, tx.ids[np.maximum(best, 0)], None),
         "top_name": np.where(has_best, tx.names[np.maximum(best, 0)], None),
         "top_score": np.where(has_best, scores[rows, first], np.nan),
@@ -575,10 +603,10 @@ def columns_from_resultset(rs: Any, meta: MetaColumns | None = None) -> dict[str
         "residual_r": np.array(_rounded(rs.mix_r, 4)),
         "best_provenance": provenance.astype(object),
         "warnings": warn_txt, "calibration": cal_txt,
-        "library_version": np.full(n, tx.version, dtype=object),
-        "library_sha256": np.full(n, tx.sha256, dtype=object),
-        "recipe": np.full(n, tx.recipe, dtype=object),
-        "engine_version": np.full(n, tx.engine_version, dtype=object),
+        "library_version": batch_io.filled(n, tx.version),
+        "library_sha256": batch_io.filled(n, tx.sha256),
+        "recipe": batch_io.filled(n, tx.recipe),
+        "engine_version": batch_io.filled(n, tx.engine_version),
     }
     for key in QC_COLUMNS:
         cols[f"qc_{key}"] = (qc_vals[key].astype(np.float64) if key in qc_vals

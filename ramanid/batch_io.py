@@ -102,16 +102,43 @@ META_COLUMNS = ("name", "device_serial", "device_model", "laser_nm", "integratio
                 "averages", "timestamp", "units", "calibration_id", "operator", "format",
                 "origin", "simulated")
 
+#: Text columns with few distinct values within a chunk (enumerations; the library, engine,
+#: recipe and calibration identity; warnings; device metadata). Arrow part files hold them as
+#: dictionary arrays: each distinct text once per part and an integer code per row, so the
+#: ~1.5 KB of repeated text per row is neither copied, compressed nor decompressed, and the
+#: Parquet writer takes a part's dictionary as it is instead of hashing every value.
+DICTIONARY_COLUMNS = frozenset({
+    "status", "error", "verdict", "hazard_level", "hazard_substances", "hazard_message",
+    "top_id", "top_name", "components", "best_provenance", "warnings", "calibration",
+    "library_version", "library_sha256", "recipe", "engine_version", "device_serial",
+    "device_model", "units", "calibration_id", "operator", "format", "origin"})
+#: Columns whose value differs in (nearly) every row: the Parquet result stores them without a
+#: dictionary (a dictionary of distinct values only costs time to build and space).
+UNIQUE_COLUMNS = frozenset({"scan_id", "source", "timestamp", "candidates", "qc"})
+
 Table = dict[str, np.ndarray]
 Schema = tuple[tuple[str, str], ...]
 
 
 # -- building tables -----------------------------------------------------------------------------
+def filled(n: int, value: Any) -> np.ndarray:
+    """An object array of ``n`` references to the one object ``value``.
+
+    ``np.full(n, text, dtype=object)`` turns a ``str`` into a numpy string first and makes a
+    new ``str`` for every element (~20 ns each for a short text, ~120 for a 300-byte one, and
+    ``n`` copies in memory); ``fill`` stores the same object everywhere: equal values, so the
+    results are the same.
+    """
+    out = np.empty(n, dtype=object)
+    out.fill(value)
+    return out
+
+
 def empty_column(kind: str, n: int) -> np.ndarray:
     """A column of ``n`` unknown values of the given kind."""
     if kind == "float":
         return np.full(n, np.nan)
-    return np.full(n, None, dtype=object)
+    return filled(n, None)
 
 
 def as_column(values: Iterable[Any] | np.ndarray, kind: str) -> np.ndarray:
@@ -222,22 +249,58 @@ def check_format(fmt: str) -> str:
     return fmt
 
 
-def _arrow_table(table: Table, schema: Schema) -> Any:
+def _arrow_type(name: str, kind: str, dictionary: bool) -> Any:
     import pyarrow as pa
 
-    arrays, fields = [], []
-    for name, kind in schema:
-        col = table[name]
-        if kind == "float":
-            arrays.append(pa.array(col, type=pa.float64(), mask=np.isnan(col)))
-            fields.append(pa.field(name, pa.float64()))
-        elif kind == "bool":
-            arrays.append(pa.array(col.tolist(), type=pa.bool_()))
-            fields.append(pa.field(name, pa.bool_()))
+    if kind == "float":
+        return pa.float64()
+    if kind == "bool":
+        return pa.bool_()
+    if dictionary and name in DICTIONARY_COLUMNS:
+        return pa.dictionary(pa.int32(), pa.string())
+    return pa.string()
+
+
+def _arrow_schema(schema: Schema, dictionary: bool = False) -> Any:
+    """The Arrow schema of a table of ``schema`` (``dictionary``: as in part files)."""
+    import pyarrow as pa
+
+    return pa.schema([pa.field(name, _arrow_type(name, kind, dictionary))
+                      for name, kind in schema])
+
+
+def _arrow_table(table: Table, schema: Schema, dictionary: bool = False) -> Any:
+    """``table`` as an Arrow table; ``dictionary``: :data:`DICTIONARY_COLUMNS` as dictionary
+    arrays (the form of part files)."""
+    import pyarrow as pa
+
+    arrow_schema = _arrow_schema(schema, dictionary)
+    arrays = []
+    for field in arrow_schema:
+        col = table[field.name]
+        if pa.types.is_floating(field.type):
+            arrays.append(pa.array(col, type=field.type, mask=np.isnan(col)))
+        elif pa.types.is_boolean(field.type):
+            arrays.append(pa.array(col.tolist(), type=field.type))
         else:
-            arrays.append(pa.array(col, type=pa.string()))
-            fields.append(pa.field(name, pa.string()))
-    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+            arrays.append(pa.array(col, type=field.type))
+    return pa.Table.from_arrays(arrays, schema=arrow_schema)
+
+
+def _parquet_writer(path: str | Path, schema: Schema) -> Any:
+    """A Parquet writer of result tables given in the part files' form (dictionary columns).
+
+    The file is an ordinary Parquet file of UTF-8 strings, doubles and booleans (snappy, one
+    row group per part): it stores no Arrow schema, so readers see ``string`` columns, as
+    before, whatever the part files held. Columns of :data:`UNIQUE_COLUMNS` are written
+    without a dictionary, and JSON columns without min/max statistics (of no use for
+    filtering; they only swell the footer, which holds them for every row group).
+    """
+    import pyarrow.parquet as pq
+
+    return pq.ParquetWriter(path, _arrow_schema(schema, dictionary=True), store_schema=False,
+                            use_dictionary=[n for n, _ in schema if n not in UNIQUE_COLUMNS],
+                            write_statistics=[n for n, k in schema if k != "json"])
 
 
 def _csv_text(table: Table, schema: Schema, header: bool) -> str:
@@ -276,20 +339,14 @@ def _jsonl_text(table: Table, schema: Schema) -> str:
 def part_format(fmt: str) -> str:
     """Format of the part files (checkpoints) of a job that writes ``fmt``.
 
-    A Parquet job checkpoints Arrow IPC files (LZ4-compressed): about a microsecond per row to
-    write and a tenth of that to read back, where a Parquet part costs ~5 us to encode and ~2
-    to decode again at assembly; the result is encoded as Parquet once, when the parts are
-    assembled. CSV and JSON Lines parts are the result format itself (concatenated as bytes).
+    A Parquet job checkpoints Arrow IPC files, uncompressed, with the repetitive text columns
+    as dictionary arrays (:data:`DICTIONARY_COLUMNS`): ~0.8 KB per row on disk, under a
+    microsecond per row to write and to read back, where a Parquet part costs ~5 us to encode
+    and ~2 to decode again at assembly (and LZ4 compression would add ~1 us per row for a
+    third of the size); the result is encoded as Parquet once, when the parts are assembled.
+    CSV and JSON Lines parts are the result format itself (concatenated as bytes).
     """
     return "arrow" if fmt == "parquet" else fmt
-
-
-def _ipc_options() -> Any:
-    import pyarrow as pa
-    import pyarrow.ipc as ipc
-
-    codec = "lz4" if pa.Codec.is_available("lz4_frame") else None
-    return ipc.IpcWriteOptions(compression=codec)
 
 
 def _read_arrow(path: str | Path) -> Any:
@@ -313,9 +370,8 @@ def write_table(table: Table, path: str | Path, fmt: str, schema: Schema = RESUL
             import pyarrow as pa
             import pyarrow.ipc as ipc
 
-            data = _arrow_table(table, schema)
-            with pa.OSFile(str(tmp), "wb") as sink, \
-                    ipc.new_file(sink, data.schema, options=_ipc_options()) as writer:
+            data = _arrow_table(table, schema, dictionary=True)
+            with pa.OSFile(str(tmp), "wb") as sink, ipc.new_file(sink, data.schema) as writer:
                 writer.write_table(data)
         elif fmt == "csv":
             tmp.write_text(_csv_text(table, schema, header=True), encoding="utf-8")
@@ -350,7 +406,9 @@ class PartAssembler:
 
             t = _read_arrow(part) if Path(part).suffix == ".arrow" else pq.read_table(part)
             if self._writer is None:
-                self._writer = pq.ParquetWriter(self.path, t.schema)
+                self._writer = _parquet_writer(self.path, self.schema)
+            if not t.schema.equals(self._writer.schema):   # a part in another form
+                t = t.cast(self._writer.schema)
             self._writer.write_table(t)
             n = t.num_rows
         else:
@@ -366,10 +424,7 @@ class PartAssembler:
     def close(self) -> None:
         """Finish the file."""
         if self.fmt == "parquet" and self._writer is None:
-            import pyarrow.parquet as pq
-
-            self._writer = pq.ParquetWriter(
-                self.path, _arrow_table(make_table(0, self.schema), self.schema).schema)
+            self._writer = _parquet_writer(self.path, self.schema)
         for handle in (self._writer, self._fh):
             if handle is not None:
                 handle.close()

@@ -168,16 +168,22 @@ class Summary:
         s.errors = int(err.sum())
         s.error_examples = [f"{src}: {msg}" for src, msg in
                             zip(table["source"][err][:10], table["error"][err][:10], strict=True)]
-        s.verdicts = Counter(v for v in table["verdict"].tolist() if v is not None)
-        s.hazard_levels = Counter(v for v in table["hazard_level"].tolist() if v is not None)
-        alarm = _hazard_mask(table["hazard_level"])
+        s.verdicts = _count(table["verdict"])
+        s.hazard_levels = _count(table["hazard_level"])
+        # rows of an alarm level, found once per distinct level (there are a handful)
+        alarm = np.zeros(s.scans, dtype=bool)
+        for level in s.hazard_levels:
+            if is_alarm(level):
+                alarm |= table["hazard_level"] == level
         if "simulated" in table:
             sim = np.array([v is True for v in table["simulated"].tolist()], dtype=bool)
             s.simulated = int(sim.sum())
             s.simulated_alarms = int((sim & alarm).sum())
-        for text in table["hazard_substances"][alarm].tolist():
+        # each distinct substance list parsed once (names counted in order of first appearance,
+        # as row by row)
+        for text, count in Counter(table["hazard_substances"][alarm].tolist()).items():
             for name in json.loads(text) if text else []:
-                s.hazard_substances[_substance_name(name)] += 1
+                s.hazard_substances[_substance_name(name)] += count
         if changes is not None:
             s.changes = Counter(changes["change"].tolist())
         return s
@@ -209,8 +215,11 @@ class Summary:
         return "\n".join(lines)
 
 
-def _hazard_mask(levels: np.ndarray) -> np.ndarray:
-    return np.array([is_alarm(lv) for lv in levels.tolist()], dtype=bool)
+def _count(column: np.ndarray) -> Counter:
+    """Occurrences of each known value (None left out), in order of first appearance."""
+    counts = Counter(column.tolist())
+    counts.pop(None, None)
+    return counts
 
 
 def _substance_name(item: Any) -> str:

@@ -227,7 +227,7 @@ def _identify_isolating(rows: _Rows, config: JobConfig,
     n = len(rows)
     verdicts["scan_id"] = rows.ids
     verdicts["source"] = rows.sources
-    verdicts["status"] = np.full(n, "ok", dtype=object)
+    verdicts["status"] = batch_io.filled(n, "ok")
     return batch_io.make_table(n, **verdicts), 0
 
 
@@ -354,7 +354,7 @@ def compare_tables(old: batch_io.Table, new: batch_io.Table) -> batch_io.Table:
     (same verdict, different best substance). Score-only changes are not reported.
     """
     n = batch_io.table_len(new)
-    kinds = np.full(n, None, dtype=object)
+    kinds = batch_io.filled(n, None)
     ol, nl = old["hazard_level"].tolist(), new["hazard_level"].tolist()
     osub, nsub = old["hazard_substances"].tolist(), new["hazard_substances"].tolist()
     ov, nv = old["verdict"].tolist(), new["verdict"].tolist()

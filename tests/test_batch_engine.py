@@ -192,6 +192,31 @@ def test_number_text_is_json_of_the_rounded_values() -> None:
     assert fixed(f64, 0, 100.0).tolist() == [f"{100 * v:.0f}" for v in f64.tolist()]
 
 
+def test_number_text_of_unit_range_values_and_zeros_of_both_signs() -> None:
+    """Values in [-1, 1] (texts looked up in a table kept for the process), zeros of both
+    signs in one column (they share a key: 0.0 and -0.0 must keep their own text), values just
+    outside the table and values that are not rounded: each is ``json.dumps`` of the value."""
+    import json
+
+    from ramanid.batch_engine import _number_text, _rounded_array
+
+    rng = np.random.default_rng(11)
+    tiny = rng.uniform(-1e-6, 1e-6, 200)                       # round to 0.0 and -0.0
+    cases = [rng.uniform(-1, 1, 4000).astype(np.float32), rng.uniform(0, 1, 3000),
+             np.concatenate([tiny, rng.uniform(0, 1e-3, 200)]),
+             np.array([-1.0, 1.0, 1.00004, -1.00006, 0.99996, 0.5]),
+             np.concatenate([rng.uniform(-1, 1, 50), [-0.0]])]
+    for digits in (0, 1, 3, 4):
+        for x in cases:
+            for tail in ("", "}"):
+                r = _rounded_array(x, digits)
+                want = [json.dumps(v) + tail for v in r.tolist()]
+                assert _number_text(r, tail, digits).tolist() == want
+                raw = np.asarray(x, dtype=np.float64)   # not rounded: no table, no grouping
+                assert _number_text(raw, tail, digits).tolist() == \
+                    [json.dumps(v) + tail for v in raw.tolist()]
+
+
 def test_rows_resting_on_non_measured_references(shared_data: Path) -> None:
     """Rows whose result uses a non-measured reference get the engine's note row by row; the
     others share their group's warnings."""
