@@ -3,6 +3,13 @@
 A crash, a full disk or ``kill -9`` at any point leaves either the old file or the new one, never a
 half-written file. Use :func:`atomic_path` for writers that want a path (h5py, pyarrow, matplotlib)
 and :func:`atomic_write_text` / :func:`atomic_write_bytes` for small files.
+
+``durable=False`` skips the fsyncs (for checkpoints, which are many and are checked before they
+are reused): the rename is still atomic for every process (``kill -9`` of the writer leaves the
+old file or the new one), but after a power failure or an operating-system crash the new file
+may be there empty or short, so the reader must be able to tell (``ramanid batch`` records the
+size of each checkpoint in its summary and redoes a checkpoint of another size). On a slow disk
+an fsync per checkpoint stalls the writer for milliseconds to seconds.
 """
 
 from __future__ import annotations
@@ -38,7 +45,8 @@ def _fsync_dir(directory: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(target: str | os.PathLike[str], suffix: str | None = None) -> Iterator[Path]:
+def atomic_path(target: str | os.PathLike[str], suffix: str | None = None, *,
+                durable: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; on success rename it over ``target``.
 
     Parameters
@@ -48,6 +56,8 @@ def atomic_path(target: str | os.PathLike[str], suffix: str | None = None) -> It
     suffix
         Suffix of the temporary file (defaults to the target's, so writers that look at the
         extension behave the same).
+    durable
+        fsync the file before and its directory after the rename (module docstring).
 
     Notes
     -----
@@ -62,23 +72,27 @@ def atomic_path(target: str | os.PathLike[str], suffix: str | None = None) -> It
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        with open(tmp_path, "rb+") as fh:
-            os.fsync(fh.fileno())
+        if durable:
+            with open(tmp_path, "rb+") as fh:
+                os.fsync(fh.fileno())
         os.chmod(tmp_path, _FILE_MODE)
         os.replace(tmp_path, target)
-        _fsync_dir(directory)
+        if durable:
+            _fsync_dir(directory)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
 
 
-def atomic_write_bytes(target: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``target`` atomically."""
-    with atomic_path(target) as tmp:
+def atomic_write_bytes(target: str | os.PathLike[str], data: bytes, *,
+                       durable: bool = True) -> None:
+    """Write ``data`` to ``target`` atomically (``durable``: see :func:`atomic_path`)."""
+    with atomic_path(target, durable=durable) as tmp:
         tmp.write_bytes(data)
 
 
-def atomic_write_text(target: str | os.PathLike[str], text: str, encoding: str = "utf-8") -> None:
-    """Write ``text`` to ``target`` atomically."""
-    atomic_write_bytes(target, text.encode(encoding))
+def atomic_write_text(target: str | os.PathLike[str], text: str, encoding: str = "utf-8", *,
+                      durable: bool = True) -> None:
+    """Write ``text`` to ``target`` atomically (``durable``: see :func:`atomic_path`)."""
+    atomic_write_bytes(target, text.encode(encoding), durable=durable)

@@ -18,9 +18,12 @@ How a job runs
    one part at a time). When every task has a part, that file is renamed to ``<out>``, the
    counts are written to ``<out>.summary.json``, and the checkpoint directory is removed.
 
-``--resume`` skips tasks whose part exists, so after ``kill -9`` at any point every scan appears
-in the final results exactly once. A file that cannot be read, or a chunk the engine fails on,
-is recorded as rows with ``status = "error"`` and the reason; the job goes on.
+``--resume`` skips tasks whose checkpoint is complete, so after ``kill -9`` at any point every
+scan appears in the final results exactly once. Checkpoints are not fsync'd (an fsync per chunk
+stalled the workers on a slow disk): each summary records its part's size, and a checkpoint cut
+short by a power failure is found by its size and redone (:func:`ramanid.batch_task.checkpoint`).
+The final result and summary are written durably. A file that cannot be read, or a chunk the
+engine fails on, is recorded as rows with ``status = "error"`` and the reason; the job goes on.
 
 Memory bound
 ------------
@@ -55,6 +58,7 @@ from ramanid.batch_job import (
     Task,
 )
 from ramanid.batch_task import (
+    checkpoint,
     close_readers,
     compare_tables,
     engine_processor,
@@ -361,8 +365,8 @@ def run_batch(inputs: Sequence[str | Path], options: BatchOptions) -> Summary:
         nonlocal n_tasks
         for task in iter_tasks(config):
             n_tasks = task.index + 1
-            if task.index in done:
-                saved = json.loads(part_paths(config, task.index)[1].read_text())
+            saved = checkpoint(config, task.index) if task.index in done else None
+            if saved is not None:
                 if saved.get("digest") != task.digest:
                     raise UsageError(f"--resume: the inputs changed since the interrupted run "
                                      f"(chunk {task.index} now covers other scans)",

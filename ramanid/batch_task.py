@@ -6,6 +6,7 @@ pool, a Dask worker); :func:`run_task` is the one entry point.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ramanid import batch_io
-from ramanid.atomic import atomic_write_text
+from ramanid.atomic import atomic_path, atomic_write_text
 from ramanid.batch_job import SYSTEMIC_FAILURE, JobConfig, Summary, Task
 from ramanid.blas import one_blas_thread
 from ramanid.errors import InputError
@@ -393,16 +394,48 @@ def run_task(task: Task, config: JobConfig) -> dict[str, Any]:
     appearance marks the task done.
     """
     part, summary_file, changes_file = part_paths(config, task.index)
-    if part.exists() and summary_file.exists():
-        return json.loads(summary_file.read_text())
+    saved = checkpoint(config, task.index)
+    if saved is not None:
+        return saved
     with one_blas_thread():
         table, changes = process_task(task, config)
     summary = Summary.of_table(table, changes).to_dict()
     summary["task"] = task.index
     summary["digest"] = task.digest
+    # checkpoints are not fsync'd (ramanid.atomic): their sizes go into the summary, and
+    # checkpoint() redoes a task whose files have other sizes (cut short by a power failure)
     if changes is not None:
-        batch_io.write_table(changes, changes_file, "jsonl", batch_io.CHANGE_COLUMNS)
-    atomic_write_text(summary_file, json.dumps(summary))
-    batch_io.write_table(table, part, batch_io.part_format(config.fmt))
+        batch_io.write_table(changes, changes_file, "jsonl", batch_io.CHANGE_COLUMNS,
+                             durable=False)
+        summary["changes_bytes"] = changes_file.stat().st_size
+    with atomic_path(part, durable=False) as tmp:
+        batch_io.write_file(table, tmp, batch_io.part_format(config.fmt))
+        summary["part_bytes"] = tmp.stat().st_size
+        atomic_write_text(summary_file, json.dumps(summary), durable=False)
     return summary
+
+
+def checkpoint(config: JobConfig, index: int) -> dict[str, Any] | None:
+    """The saved summary of task ``index`` if its checkpoint is complete, else None.
+
+    Complete: the part file exists, the summary reads, and the part (and the change rows of a
+    ``--since-library`` job) have the sizes the summary recorded. An incomplete checkpoint's
+    files are removed (the task is then run again).
+    """
+    part, summary_file, changes_file = part_paths(config, index)
+    if not part.exists():
+        return None
+    try:
+        saved = json.loads(summary_file.read_text())
+        ok = isinstance(saved, dict) and saved.get("part_bytes") == part.stat().st_size
+        if ok and config.old_library:
+            ok = saved.get("changes_bytes") == changes_file.stat().st_size
+    except (OSError, ValueError):
+        ok = False
+    if ok:
+        return saved
+    for f in (part, summary_file, changes_file):
+        with contextlib.suppress(OSError):
+            f.unlink()
+    return None
 

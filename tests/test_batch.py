@@ -488,3 +488,33 @@ def test_archive_of_a_calibrated_device_gives_the_rows_of_its_files(tmp_path: Pa
     skip = {"source", "origin", "format"}
     assert [{k: v for k, v in r.items() if k not in skip} for r in from_archive] == \
         [{k: v for k, v in r.items() if k not in skip} for r in from_files]
+
+
+def test_checkpoints_cut_short_are_redone_on_resume(tmp_path: Path, shared_data: Path) -> None:
+    """Checkpoints are not fsync'd: after a power failure a part may be there but empty or
+    short, or its summary unreadable. --resume must redo exactly those tasks."""
+    from ramanid.batch_job import JobConfig, Task
+    from ramanid.batch_task import checkpoint, part_paths, run_task
+
+    archive = tmp_path / "scans.h5"
+    _synthetic_archive(archive, shared_data, 60)
+    clean = tmp_path / "clean.jsonl"
+    want = run_batch([archive], BatchOptions(out=str(clean), workers=1, chunk_size=20))
+    for fmt in ("jsonl", "parquet"):
+        out = tmp_path / f"res.{fmt}"
+        config = JobConfig(out=str(out.resolve()), fmt=fmt, library=None, old_library=None,
+                           chunk_size=20, inputs=(str(archive.resolve()),))
+        config.parts_dir.mkdir()
+        (config.parts_dir / "job.json").write_text(_job_file(config))
+        for i in range(3):
+            run_task(Task(i, "archive", str(archive.resolve()), 20 * i, 20 * i + 20), config)
+        assert all(checkpoint(config, i) is not None for i in range(3))
+        part0, _, _ = part_paths(config, 0)
+        part0.write_bytes(part0.read_bytes()[:-7])           # cut short
+        part_paths(config, 1)[1].write_text("")              # summary lost
+        assert checkpoint(config, 0) is None and not part0.exists()
+        assert checkpoint(config, 1) is None and checkpoint(config, 2) is not None
+        summary = run_batch([archive], BatchOptions(out=str(out), workers=1, chunk_size=20,
+                                                    resume=True))
+        assert summary.to_dict() == want.to_dict()
+        assert _rows(out) == _rows(clean)
