@@ -247,6 +247,34 @@ class _Assembly:
         self.assembler.abort()
 
 
+class _Prefetch:
+    """Asks the operating system to read each archive task's scans as the task is handed out
+    (:meth:`ramanid.io.archive.ArchiveReader.prefetch`), keeping one archive open."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.path: str | None = None
+        self.reader: Any = None
+
+    def __call__(self, task: Task) -> None:
+        if not self.enabled or task.kind != "archive":
+            return
+        if task.path != self.path:
+            from ramanid.io.archive import ArchiveReader
+
+            self.close()
+            self.path = task.path
+            with contextlib.suppress(InputError):   # the task itself reports the archive
+                self.reader = ArchiveReader(task.path)
+        if self.reader is not None:
+            self.reader.prefetch(task.start, task.stop)
+
+    def close(self) -> None:
+        if self.reader is not None:
+            self.reader.close()
+        self.reader = None
+
+
 def publish(tmp: Path, target: str | Path) -> None:
     """Move the finished file ``tmp`` over ``target`` durably (as :mod:`ramanid.atomic` does)."""
     from ramanid.atomic import _FILE_MODE, _fsync_dir
@@ -360,6 +388,9 @@ def run_batch(inputs: Sequence[str | Path], options: BatchOptions) -> Summary:
     summary = Summary()
     n_tasks = 0
     assembly = _Assembly(config)
+    # archive chunks are read from disk ahead of the workers on this machine (not for a remote
+    # Dask cluster, whose workers read the files where they are)
+    prefetch = _Prefetch(options.scheduler in (None, "local"))
 
     def todo() -> Iterator[Task]:
         nonlocal n_tasks
@@ -375,6 +406,7 @@ def run_batch(inputs: Sequence[str | Path], options: BatchOptions) -> Summary:
                 bar.update(task.size)
                 assembly.done(task.index)
                 continue
+            prefetch(task)
             yield task
 
     show = sys.stderr.isatty() if options.progress is None else options.progress
@@ -402,6 +434,7 @@ def run_batch(inputs: Sequence[str | Path], options: BatchOptions) -> Summary:
                               "smaller --chunk-size or fewer --workers") from exc
     finally:
         bar.close()
+        prefetch.close()
         close_readers()   # archives kept open by tasks run in this process
         assembly.abort()
     if n_tasks == 0:

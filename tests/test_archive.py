@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import h5py
@@ -351,3 +352,45 @@ def test_lz4_archive_without_its_plugin_is_a_one_line_error(tmp_path: Path) -> N
         assert "hdf5plugin" in err and "ramanid[lz4]" in err, err
     assert not (tmp_path / "new.h5").exists() and not (tmp_path / "r.jsonl").exists()
     assert len(read_archive(path)[0]) == 20          # the failed append left it as it was
+
+
+def _resident_bytes(path: Path) -> int | None:
+    """Bytes of ``path`` in the page cache (util-linux ``fincore``), None where unavailable."""
+    import shutil as sh
+
+    if sh.which("fincore") is None:
+        return None
+    out = subprocess.run(["fincore", "--bytes", "--noheadings", "--output", "RES", str(path)],
+                         capture_output=True, text=True)
+    return int(out.stdout.split()[0]) if out.returncode == 0 and out.stdout.strip() else None
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "posix_fadvise"), reason="no posix_fadvise")
+def test_prefetch_reads_a_chunk_range_into_memory_ahead(tmp_path: Path) -> None:
+    """ArchiveReader.prefetch asks the OS to read the byte ranges of scans start..stop (the
+    batch job calls it as it hands out a chunk); reading is unchanged, bad ranges are ignored."""
+    import os
+
+    path = tmp_path / "a.h5"
+    b = _batch(4000, points=400, seed=4)
+    write_archive(path, [b], dtype="float32", compression=None)   # ~6.4 MB of intensities
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)   # out of the page cache
+    finally:
+        os.close(fd)
+    before = _resident_bytes(path)
+    with ArchiveReader(path) as r:
+        for bad in ((10, 10), (3990, 9000), (-5, 0)):
+            r.prefetch(*bad)                                      # no error
+        r.prefetch(1000, 3000)
+        if before is not None and before < 1 << 20:
+            deadline = time.monotonic() + 10
+            while (_resident_bytes(path) or 0) < before + 2_000_000 \
+                    and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert (_resident_bytes(path) or 0) >= before + 2_000_000   # 2000 x 400 x 4 B
+        np.testing.assert_array_equal(r.read_block(1000, 3000).intensity,
+                                      b.intensity[1000:3000].astype(np.float32))
+    r.prefetch(0, 10)                                             # closed: ignored

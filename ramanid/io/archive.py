@@ -47,6 +47,7 @@ import datetime as _dt
 import hashlib
 import json
 import math
+import os
 import shutil
 import sys
 from collections.abc import Iterable, Iterator, Sequence
@@ -347,6 +348,7 @@ class ArchiveReader:
             self._first = np.array([int(g.attrs["first"]) for g in self._groups], dtype=np.int64)
             self._n = np.array([int(g.attrs["n"]) for g in self._groups], dtype=np.int64)
             self._open: dict[int, dict[str, Any]] = {}
+            self._advice_fd: int | None = None   # for prefetch()
         except InputError:
             self.close()
             raise
@@ -369,6 +371,55 @@ class ArchiveReader:
             with contextlib.suppress(Exception):
                 f.close()
             self._file = None
+        fd = getattr(self, "_advice_fd", None)
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+            self._advice_fd = None
+
+    def prefetch(self, start: int, stop: int) -> None:
+        """Ask the operating system to read scans ``start .. stop-1`` from disk now, in the
+        background (``posix_fadvise(WILLNEED)`` on the byte ranges of their chunks).
+
+        Advisory: does nothing where the platform has no ``posix_fadvise`` and never raises.
+        ``ramanid batch`` calls it for each chunk of scans as it hands the chunk to a worker, a
+        few chunks ahead of the work: the workers then find their scans in memory instead of
+        waiting for the disk (an archive read cold from a 100 MB/s disk otherwise halved the
+        job's speed: each worker reads its chunks one small piece at a time).
+        """
+        if not hasattr(os, "posix_fadvise") or stop <= start or self._file is None:
+            return
+        try:
+            g = int(np.searchsorted(self._first, start, side="right")) - 1
+            a = start - int(self._first[g])
+            b = min(stop - int(self._first[g]), int(self._n[g]))
+            grp = self._groups[g]
+            datasets = [grp["intensity"], grp["scan_id"], *grp["meta"].values()]
+            ranges = []
+            for ds in datasets:
+                if ds.chunks is None or ds.shape[0] == 0:
+                    continue
+                rows = ds.chunks[0]
+                tail = (0,) * (ds.ndim - 1)
+                for r in range(a - a % rows, b, rows):
+                    info = ds.id.get_chunk_info_by_coord((r, *tail))
+                    if info.byte_offset is not None and info.size:
+                        ranges.append((int(info.byte_offset), int(info.size)))
+            if not ranges:
+                return
+            if self._advice_fd is None:
+                self._advice_fd = os.open(self.path, os.O_RDONLY)
+            ranges.sort()
+            lo, hi = ranges[0][0], ranges[0][0] + ranges[0][1]
+            for off, size in [*ranges[1:], (None, 0)]:   # adjacent chunks: one request
+                if off is not None and off <= hi + (64 << 10):
+                    hi = max(hi, off + size)
+                    continue
+                os.posix_fadvise(self._advice_fd, lo, hi - lo, os.POSIX_FADV_WILLNEED)
+                if off is not None:
+                    lo, hi = off, off + size
+        except Exception:   # advice only: reading works without it
+            return
 
     # structure -------------------------------------------------------------------------------
     def __len__(self) -> int:
