@@ -23,6 +23,7 @@ from ramanid.batch_job import SYSTEMIC_FAILURE, JobConfig, Summary, Task
 from ramanid.blas import one_blas_thread
 from ramanid.errors import InputError
 from ramanid.hazard import is_alarm
+from ramanid.memory import keep_heap
 from ramanid.spectrum import SpectrumBatch
 
 # -- the engine side -----------------------------------------------------------------------------
@@ -397,6 +398,7 @@ def run_task(task: Task, config: JobConfig) -> dict[str, Any]:
     saved = checkpoint(config, task.index)
     if saved is not None:
         return saved
+    keep_heap()   # this process runs chunk after chunk: reuse the engine's large arrays
     with one_blas_thread():
         table, changes = process_task(task, config)
     summary = Summary.of_table(table, changes).to_dict()
