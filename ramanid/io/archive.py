@@ -349,6 +349,7 @@ class ArchiveReader:
             self._n = np.array([int(g.attrs["n"]) for g in self._groups], dtype=np.int64)
             self._open: dict[int, dict[str, Any]] = {}
             self._advice_fd: int | None = None   # for prefetch()
+            self._advised: tuple[int, list[Any], set[tuple[int, int]]] | None = None
         except InputError:
             self.close()
             raise
@@ -393,18 +394,26 @@ class ArchiveReader:
             g = int(np.searchsorted(self._first, start, side="right")) - 1
             a = start - int(self._first[g])
             b = min(stop - int(self._first[g]), int(self._n[g]))
-            grp = self._groups[g]
-            datasets = [grp["intensity"], grp["scan_id"], *grp["meta"].values()]
+            if self._advised is None or self._advised[0] != g:
+                grp = self._groups[g]
+                datasets = [ds for ds in (grp["intensity"], grp["scan_id"],
+                                          *grp["meta"].values()) if ds.chunks is not None]
+                self._advised = (g, datasets, set())
+            _, datasets, seen = self._advised
             ranges = []
             for ds in datasets:
-                if ds.chunks is None or ds.shape[0] == 0:
-                    continue
                 rows = ds.chunks[0]
                 tail = (0,) * (ds.ndim - 1)
-                for r in range(a - a % rows, b, rows):
+                for r in range(a - a % rows, min(b, ds.shape[0]), rows):
+                    if (id(ds), r) in seen:   # a metadata chunk serves several tasks
+                        continue
                     info = ds.id.get_chunk_info_by_coord((r, *tail))
                     if info.byte_offset is not None and info.size:
                         ranges.append((int(info.byte_offset), int(info.size)))
+                    if ds.ndim == 1:
+                        if len(seen) > 4096:
+                            seen.clear()
+                        seen.add((id(ds), r))
             if not ranges:
                 return
             if self._advice_fd is None:
