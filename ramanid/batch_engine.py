@@ -17,7 +17,8 @@ Two ways to the same columns:
   - ``warnings`` and ``calibration``: the engine's own functions called once per calibration
     key (device, calibration id, and scan time when the device has a record), the JSON text
     written once per key; rows whose result rests on a non-measured reference go row by row.
-  - hazard substances and message of alarm rows: the engine's record of that row.
+  - hazard substances and message of alarm rows: the engine's findings for that row
+    (:meth:`ramanid.identify.Identifier.hazard_findings`).
 
   A test checks that both ways give equal columns on batches of varied verdicts.
 
@@ -540,7 +541,7 @@ def columns_from_resultset(rs: Any, meta: MetaColumns | None = None) -> dict[str
 
     Equal to ``columns_from_records(rs.records())``. The wording (reasons, warnings, the
     calibration status) is the engine's (see the module notes); rows with a hazard alarm take
-    their hazard fields from the engine's record for that row.
+    their hazard fields from the engine's findings for that row.
 
     Parameters
     ----------
@@ -616,48 +617,20 @@ def columns_from_resultset(rs: Any, meta: MetaColumns | None = None) -> dict[str
     hits = rs.hazard_hits.any(axis=1) if rs.hazard_hits.size else np.zeros(n, dtype=bool)
     if hits.any():
         alarm = np.flatnonzero(hits)
-        subst, message = _hazard_fields(ident, rs, alarm, reason, cache)
+        subst, message = _hazard_fields(ident, rs, alarm)
         cols["hazard_substances"][alarm] = subst
         cols["hazard_message"][alarm] = message
     return cols
 
 
-def _hazard_fields(ident: Any, rs: Any, rows: np.ndarray, reason: np.ndarray,
-                   cache: dict[Any, Any]) -> tuple[list[str], list[str | None]]:
-    """``hazard_substances`` JSON and ``hazard_message`` of the alarm ``rows``.
-
-    As the engine's record (``Identifier._record``): each hazardous entry that alarmed, its
-    brief (``Identifier._entry_brief``) and fitted fraction (3 decimals), and the handling
-    text of the first entry of the highest level. Each entry's text is written once; the first
-    row is compared with the engine's record, and on any difference every row takes the
-    engine's record.
-    """
-    from ramanid.identify import HAZARD_LEVELS
-
-    def engine(i: int) -> tuple[str, str | None]:
-        rec = ident._record(rs, i, reason=reason[i], warnings=[], scan_id="", cache=cache)
-        hz = rec.get("hazard") or {}
-        return dumps(hz.get("substances") or []), hz.get("message") or None
-
-    try:
-        briefs = [ident._entry_brief(int(h)) for h in ident.hazard_idx]
-        rank = [HAZARD_LEVELS.index(b["hazard_level"]) for b in briefs]
-        handling = [b["handling"] for b in briefs]
-        if any("fraction" in b or not b for b in briefs):
-            raise ValueError("unexpected brief")
-    except (ValueError, KeyError, TypeError, AttributeError):
-        pairs = [engine(i) for i in rows.tolist()]
-        return [p[0] for p in pairs], [p[1] for p in pairs]
-    prefix = [dumps(b)[:-1] + ',"fraction":' for b in briefs]
-    frac = _number_text(_rounded_array(rs.hazard_fracs[rows], 3).reshape(rows.size, -1), "}", 3)
+def _hazard_fields(ident: Any, rs: Any, rows: np.ndarray) -> tuple[list[str], list[str | None]]:
+    """``hazard_substances`` JSON and ``hazard_message`` of the alarm ``rows``: the engine's own
+    findings (:meth:`ramanid.identify.Identifier.hazard_findings`, the record's wording), row by
+    row (alarms are a few rows of a batch)."""
     subst: list[str] = []
     message: list[str | None] = []
-    for hit, ftxt in zip(rs.hazard_hits[rows].tolist(), frac.tolist(), strict=True):
-        js = [j for j, h in enumerate(hit) if h]
-        subst.append("[" + ",".join(prefix[j] + ftxt[j] for j in js) + "]")
-        worst = max(js, key=lambda j: rank[j]) if js else None
-        message.append(None if worst is None else handling[worst] or None)
-    if (subst[0], message[0]) != engine(int(rows[0])):
-        pairs = [engine(i) for i in rows.tolist()]
-        return [p[0] for p in pairs], [p[1] for p in pairs]
+    for i in rows.tolist():
+        hz, text = ident.hazard_findings(rs, i)
+        subst.append(dumps(hz))
+        message.append(text or None)
     return subst, message

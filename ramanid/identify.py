@@ -1304,6 +1304,17 @@ class Identifier:
             out.append(warnings)
         return out
 
+    def hazard_findings(self, rs: ResultSet, i: int) -> tuple[list[dict[str, Any]], str]:
+        """The hazardous entries that alarmed on row ``i`` (each entry's brief and fitted
+        fraction, 3 decimals) and the handling text of the first one of the highest level ("" when
+        none alarmed): the ``hazard`` substances and message of the row's record."""
+        hz = [self._entry_brief(int(h)) | {"fraction": round(float(rs.hazard_fracs[i, j]), 3)}
+              for j, h in enumerate(self.hazard_idx) if rs.hazard_hits[i, j]]
+        if not hz:
+            return hz, ""
+        worst = max(hz, key=lambda d: HAZARD_LEVELS.index(d["hazard_level"]))
+        return hz, worst["handling"]
+
     def _record(self, rs: ResultSet, i: int, *, reason: str | None = None,
                 warnings: list[dict[str, Any]] | None = None,
                 scan_id: str | None = None, cache: dict[Any, Any] | None = None
@@ -1317,14 +1328,8 @@ class Identifier:
         comps = [{"id": str(self.entries[int(j)].id), "name": self.entries[int(j)].name,
                   "fraction": round(float(f), 3)}
                  for j, f in zip(rs.comp_ids[i], rs.comp_fracs[i], strict=False) if j >= 0]
-        hz = [self._entry_brief(int(h)) | {"fraction": round(float(rs.hazard_fracs[i, j]), 3)}
-              for j, h in enumerate(self.hazard_idx) if rs.hazard_hits[i, j]]
+        hz, message = self.hazard_findings(rs, i)
         level = HAZARD_LEVELS[int(rs.hazard_level[i])]
-        if hz:
-            worst = max(hz, key=lambda d: HAZARD_LEVELS.index(d["hazard_level"]))
-            message = worst["handling"]
-        else:
-            message = ""
         best = int(rs.top_ids[i, 0])
         if reason is None:
             reason = str(self.reason_texts(rs, [i])[0])
