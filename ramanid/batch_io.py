@@ -451,25 +451,6 @@ class PartAssembler:
         self._writer = self._fh = None
 
 
-def concat_files(parts: Iterable[Path], target: str | Path, fmt: str,
-                 schema: Schema = RESULT_COLUMNS) -> int:
-    """Concatenate part files into ``target`` atomically; return the row count.
-
-    Parts are in ``fmt``, or Arrow IPC files (``.arrow``) for a Parquet target. Memory is
-    bounded by one part file.
-    """
-    with atomic_path(target) as tmp:
-        assembler = PartAssembler(tmp, fmt, schema)
-        try:
-            for part in parts:
-                assembler.append(part)
-        except BaseException:
-            assembler.abort()
-            raise
-        assembler.close()
-    return assembler.rows
-
-
 def _count_records(data: bytes, fmt: str) -> int:
     if fmt == "jsonl":
         return data.count(b"\n")

@@ -54,6 +54,15 @@ def _write_plain_part(table: batch_io.Table, path: Path) -> None:
         writer.write_table(data)
 
 
+def _assemble(parts: list[Path], out: Path) -> int:
+    """Parts into one Parquet result, as a job assembles them; the rows written."""
+    assembler = batch_io.PartAssembler(out, "parquet")
+    for part in parts:
+        assembler.append(part)
+    assembler.close()
+    return assembler.rows
+
+
 def test_parts_hold_repeated_text_as_dictionaries_and_the_result_plain_strings(
         tmp_path: Path) -> None:
     tables = [_table(50, 1), _table(70, 2), _table(30, 3)]
@@ -69,7 +78,7 @@ def test_parts_hold_repeated_text_as_dictionaries_and_the_result_plain_strings(
         typ = part.schema.field(name).type
         assert pa.types.is_dictionary(typ) == (name in batch_io.DICTIONARY_COLUMNS), name
     out = tmp_path / "res.parquet"
-    assert batch_io.concat_files(parts, out, "parquet") == 150
+    assert _assemble(parts, out) == 150
     got = pq.read_table(out)
     want = pa.concat_tables([batch_io._arrow_table(t, batch_io.RESULT_COLUMNS) for t in tables])
     assert got.schema.equals(want.schema)          # plain strings, doubles, booleans
@@ -91,7 +100,7 @@ def test_parts_hold_repeated_text_as_dictionaries_and_the_result_plain_strings(
 
 def test_an_empty_parquet_result_has_the_plain_schema(tmp_path: Path) -> None:
     out = tmp_path / "empty.parquet"
-    assert batch_io.concat_files([], out, "parquet") == 0
+    assert _assemble([], out) == 0
     got = pq.read_table(out)
     assert got.num_rows == 0
     assert got.schema.equals(batch_io._arrow_schema(batch_io.RESULT_COLUMNS))
