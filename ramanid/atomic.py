@@ -72,17 +72,27 @@ def atomic_path(target: str | os.PathLike[str], suffix: str | None = None, *,
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        if durable:
-            with open(tmp_path, "rb+") as fh:
-                os.fsync(fh.fileno())
-        os.chmod(tmp_path, _FILE_MODE)
-        os.replace(tmp_path, target)
-        if durable:
-            _fsync_dir(directory)
+        move_into_place(tmp_path, target, durable=durable)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
+
+
+def move_into_place(tmp: str | os.PathLike[str], target: str | os.PathLike[str], *,
+                    durable: bool = True) -> None:
+    """Rename the finished file ``tmp`` (in ``target``'s directory) over ``target``, with the
+    permissions an ordinary ``open()`` gives; ``durable``: fsync the file first and its
+    directory after (module docstring). The last step of :func:`atomic_path`, for a writer
+    that builds its temporary file over a longer time (``ramanid batch``'s result)."""
+    tmp, target = Path(tmp), Path(target)
+    if durable:
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+    os.chmod(tmp, _FILE_MODE)
+    os.replace(tmp, target)
+    if durable:
+        _fsync_dir(target.parent if str(target.parent) else Path("."))
 
 
 def atomic_write_bytes(target: str | os.PathLike[str], data: bytes, *,

@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from ramanid import batch_io
-from ramanid.atomic import atomic_write_text
+from ramanid.atomic import atomic_write_text, move_into_place
 from ramanid.batch_exec import run_dask, run_inline, run_pool, start_method
 from ramanid.batch_job import (
     CHANGE_ORDER,
@@ -240,7 +240,7 @@ class _Assembly:
         for index in range(self.next, n_tasks):
             self.done(index)
         self.assembler.close()
-        publish(self.tmp, self.config.out)
+        move_into_place(self.tmp, self.config.out)   # durably
 
     def abort(self) -> None:
         """Close the temporary file (it stays among the checkpoints)."""
@@ -273,17 +273,6 @@ class _Prefetch:
         if self.reader is not None:
             self.reader.close()
         self.reader = None
-
-
-def publish(tmp: Path, target: str | Path) -> None:
-    """Move the finished file ``tmp`` over ``target`` durably (as :mod:`ramanid.atomic` does)."""
-    from ramanid.atomic import _FILE_MODE, _fsync_dir
-
-    with open(tmp, "rb+") as fh:
-        os.fsync(fh.fileno())
-    os.chmod(tmp, _FILE_MODE)
-    os.replace(tmp, target)
-    _fsync_dir(Path(target).parent)
 
 
 def _assemble(config: JobConfig, n_tasks: int, summary: Summary, assembly: _Assembly) -> None:
