@@ -305,9 +305,6 @@ def column_values(col: np.ndarray) -> list[Any]:
     return col.tolist()
 
 
-_column_values = column_values
-
-
 class ArchiveReader:
     """Read an archive in chunks of bounded size.
 
@@ -349,7 +346,8 @@ class ArchiveReader:
             self._n = np.array([int(g.attrs["n"]) for g in self._groups], dtype=np.int64)
             self._open: dict[int, dict[str, Any]] = {}
             self._advice_fd: int | None = None   # for prefetch()
-            self._advised: tuple[int, list[Any], set[tuple[int, int]]] | None = None
+            # prefetch(): the group advised last and its metadata chunks already advised
+            self._advised: tuple[int, set[tuple[int, int]]] | None = None
         except InputError:
             self.close()
             raise
@@ -395,13 +393,14 @@ class ArchiveReader:
             a = start - int(self._first[g])
             b = min(stop - int(self._first[g]), int(self._n[g]))
             if self._advised is None or self._advised[0] != g:
-                grp = self._groups[g]
-                datasets = [ds for ds in (grp["intensity"], grp["scan_id"],
-                                          *grp["meta"].values()) if ds.chunks is not None]
-                self._advised = (g, datasets, set())
-            _, datasets, seen = self._advised
+                self._advised = (g, set())
+            seen = self._advised[1]
+            opened = self._datasets(g)
             ranges = []
-            for ds in datasets:
+            for ds in (opened["intensity"], opened["scan_id"],
+                       *(meta_ds for _, meta_ds in opened["meta"].values())):
+                if ds.chunks is None:
+                    continue
                 rows = ds.chunks[0]
                 tail = (0,) * (ds.ndim - 1)
                 for r in range(a - a % rows, min(b, ds.shape[0]), rows):
